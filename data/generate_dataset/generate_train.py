@@ -1,0 +1,69 @@
+"""Writes the VDSR training patches (the authors' generate_train.m) to an HDF5 file.
+
+    python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=train.h5
+"""
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from vdsr_tf.data import PatchSettings, generate_training_h5  # noqa: E402
+from vdsr_tf.images import list_images  # noqa: E402
+from vdsr_tf.paths import default_data_dir  # noqa: E402
+
+flags.DEFINE_string("data_dir", None, "Folder holding train/T91 and train/BSD200 (default: ../shared/datasets if present, else data/datasets).")
+flags.DEFINE_list("train_sets", ["T91", "BSD200"], "Subfolders of <data_dir>/train to read (the paper's 291 images).")
+flags.DEFINE_string("output", "train.h5", "HDF5 file to write.")
+flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to generate patches for.")
+flags.DEFINE_list("rotations", ["0", "90"], "Rotations in degrees, multiples of 90.")
+flags.DEFINE_list("flips", ["none", "lr"], "Flips: none, lr (left-right), ud (up-down).")
+flags.DEFINE_list("downsizes", ["1"], "Shrink factors applied first (the authors' later scripts use 1,0.7,0.5).")
+flags.DEFINE_integer("patch_size", 41, "Patch side in pixels (paper: 41, the receptive field of 20 layers).")
+flags.DEFINE_integer("stride", 41, "Stride between patches.")
+flags.DEFINE_integer("seed", 123, "Seed of the patch shuffle.")
+flags.DEFINE_integer("max_images", 0, "Use only the first N images (0: all), for quick runs.")
+flags.DEFINE_integer("workers", 2, "Worker processes.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    data_dir = FLAGS.data_dir or default_data_dir()
+    try:
+        settings = PatchSettings(
+            scales=tuple(int(value) for value in FLAGS.scales),
+            rotations=tuple(int(value) for value in FLAGS.rotations),
+            flips=tuple(FLAGS.flips),
+            downsizes=tuple(float(value) for value in FLAGS.downsizes),
+            patch_size=FLAGS.patch_size,
+            stride=FLAGS.stride,
+        )
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    paths = []
+    for name in FLAGS.train_sets:
+        folder = os.path.join(data_dir, "train", name)
+        if not os.path.isdir(folder):
+            sys.exit(f"error: --data_dir: no training folder {folder}")
+        paths.extend(list_images(folder))
+    if FLAGS.max_images:
+        paths = paths[: FLAGS.max_images]
+    if not paths:
+        sys.exit(f"error: --data_dir: no images in {', '.join(FLAGS.train_sets)} under {data_dir}/train")
+    started = time.time()
+    try:
+        summary = generate_training_h5(paths, FLAGS.output, settings=settings, seed=FLAGS.seed, workers=FLAGS.workers)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    logging.info(
+        "wrote %d patches from %d images to %s in %.1f s (%d unreadable skipped)",
+        summary["patches"], summary["images"], FLAGS.output, time.time() - started, len(summary["skipped"]),
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

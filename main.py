@@ -1,0 +1,166 @@
+"""VDSR in TensorFlow/Keras: the command line. Parses flags and dispatches.
+
+    python main.py --is_train=True --grad_clip=1e-3       # train (resumes if a state exists)
+    python main.py --is_train=False                        # evaluate: the paper's Table 3
+    python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from vdsr_tf.paths import default_data_dir
+
+WEIGHTS_NAME = "vdsr.h5"
+
+flags.DEFINE_bool("is_train", False, "Train (True) or evaluate (False).")
+flags.DEFINE_string("checkpoint_dir", "checkpoints", "Folder of vdsr.h5 (weights) and, when training, state/ and the training record.")
+flags.DEFINE_string("data_dir", None, "Folder holding test/<dataset>/ and train/ (default: ../shared/datasets if present, else data/datasets).")
+flags.DEFINE_integer("depth", None, "Network depth (paper: 20). Training default 20; evaluation checks the checkpoint against it when given.")
+flags.DEFINE_integer("width", 64, "Filters per hidden layer (paper: 64).")
+flags.DEFINE_bool("residual", True, "Residual learning: output = input + network (paper); False for the paper's Table 1 baseline.")
+flags.DEFINE_string("import_matconvnet", None, "Convert the authors' VDSR_Official.mat into <checkpoint_dir>/vdsr.h5 and exit.")
+# Evaluation.
+flags.DEFINE_list("test_datasets", ["Set5", "Set14", "B100", "Urban100"], "Datasets under <data_dir>/test to evaluate.")
+flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
+flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
+flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
+# Training.
+flags.DEFINE_string("train_h5", "data/train.h5", "Patch file from data/generate_dataset/generate_train.py.")
+flags.DEFINE_string("validation_dataset", "Set5", "Dataset under <data_dir>/test for the validation curves (the paper's Figure curves use Set5).")
+flags.DEFINE_float("lr", 0.1, "Initial learning rate (paper: 0.1).")
+flags.DEFINE_integer("lr_decay_epochs", 20, "Divide the learning rate by 10 every this many epochs (paper: 20).")
+flags.DEFINE_integer("epochs", 80, "Epochs (paper: 80).")
+flags.DEFINE_integer("steps_per_epoch", 125, "Batches per epoch (paper: 9,960 iterations in 80 epochs).")
+flags.DEFINE_integer("batch_size", 64, "Patches per step (paper: 64).")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum (paper: 0.9).")
+flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on the kernels (paper: 1e-4).")
+flags.DEFINE_float("grad_clip", 1e-3, "theta of the adjustable gradient clipping: elements are clipped to +-theta/lr.")
+flags.DEFINE_integer("max_steps", 0, "Stop after this many steps in this run (0: run the whole schedule).")
+flags.DEFINE_integer("validate_every", 0, "Also validate every this many steps (0: only at epoch ends).")
+flags.DEFINE_float("save_every_minutes", 5.0, "Save the training state at least this often.")
+flags.DEFINE_integer("seed", 123, "Seed of weight initialisation and data order.")
+flags.DEFINE_string("init_weights", None, "Start from this vdsr.h5 (and its step) when checkpoint_dir holds no training state.")
+FLAGS = flags.FLAGS
+
+
+class UsageError(ValueError):
+    """A flag value that cannot work."""
+
+
+def _scales(values: list[str]) -> list[int]:
+    try:
+        scales = [int(value) for value in values]
+    except ValueError:
+        raise UsageError(f"--scales: expected integers, got {','.join(values)}") from None
+    if not scales or min(scales) < 2:
+        raise UsageError(f"--scales: every scale must be an integer of at least 2, got {','.join(values)}")
+    return scales
+
+
+def _data_dir() -> str:
+    data_dir = FLAGS.data_dir or default_data_dir()
+    if not os.path.isdir(data_dir):
+        raise UsageError(
+            f"--data_dir: no data folder {data_dir}; put the datasets there or pass --data_dir (see README, 'Data')"
+        )
+    return data_dir
+
+
+def _weights_path() -> str:
+    return os.path.join(FLAGS.checkpoint_dir, WEIGHTS_NAME)
+
+
+def import_official(mat_path: str) -> None:
+    from vdsr_tf.model import build_vdsr, save_weights, set_conv_weights
+    from vdsr_tf.official_weights import read_matconvnet
+
+    weights = read_matconvnet(mat_path)
+    model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1])
+    set_conv_weights(model, weights, source=mat_path)
+    save_weights(model, _weights_path(), residual=True, metadata={"source": f"imported from {os.path.basename(mat_path)}"})
+    logging.info("wrote %s from %s", _weights_path(), mat_path)
+
+
+def run_evaluation() -> None:
+    from vdsr_tf.evaluate import evaluate, format_table
+    from vdsr_tf.model import load_vdsr
+    from vdsr_tf.train import write_json
+
+    scales = _scales(FLAGS.scales)
+    data_dir = _data_dir()
+    if not os.path.isfile(_weights_path()):
+        raise UsageError(
+            f"--checkpoint_dir: no checkpoint {_weights_path()}; train one (--is_train=True) or import the "
+            "official weights (--import_matconvnet=../shared/reference/VDSR_Official.mat)"
+        )
+    model, attributes = load_vdsr(_weights_path(), expected_depth=FLAGS.depth)
+    logging.info("evaluating %s (%s, step %s)", _weights_path(), attributes.get("source", "?"), attributes.get("step", "-"))
+    rows = evaluate(model, data_dir=data_dir, datasets=FLAGS.test_datasets, scales=scales, save_dir=FLAGS.save_images)
+    print(format_table(rows))
+    if FLAGS.results_json:
+        write_json(FLAGS.results_json, rows)
+
+
+def run_training() -> None:
+    import keras
+
+    from vdsr_tf.evaluate import dataset_paths
+    from vdsr_tf.train import TrainConfig, train
+
+    for name in ("lr", "grad_clip", "momentum"):
+        if getattr(FLAGS, name) <= 0 and name != "momentum" or getattr(FLAGS, name) < 0:
+            raise UsageError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
+    for name in ("batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs"):
+        if getattr(FLAGS, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}")
+    if not os.path.isfile(FLAGS.train_h5):
+        raise UsageError(
+            f"--train_h5: no file {FLAGS.train_h5}; make it with "
+            f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
+        )
+    keras.utils.set_random_seed(FLAGS.seed)
+    config = TrainConfig(
+        train_h5=FLAGS.train_h5,
+        checkpoint_dir=FLAGS.checkpoint_dir,
+        # --log_dir is absl.logging's own flag (it writes no file here unless asked); it names the
+        # TensorBoard folder, "logs" when not given.
+        log_dir=FLAGS.log_dir or "logs",
+        validation_paths=tuple(dataset_paths(_data_dir(), FLAGS.validation_dataset)),
+        depth=FLAGS.depth or 20,
+        width=FLAGS.width,
+        residual=FLAGS.residual,
+        lr=FLAGS.lr,
+        lr_decay_epochs=FLAGS.lr_decay_epochs,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        batch_size=FLAGS.batch_size,
+        momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay,
+        grad_clip=FLAGS.grad_clip,
+        max_steps=FLAGS.max_steps,
+        validate_every=FLAGS.validate_every,
+        save_every_minutes=FLAGS.save_every_minutes,
+        seed=FLAGS.seed,
+        init_weights=FLAGS.init_weights,
+    )
+    train(config)
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
+    try:
+        if FLAGS.import_matconvnet:
+            import_official(FLAGS.import_matconvnet)
+        elif FLAGS.is_train:
+            run_training()
+        else:
+            run_evaluation()
+    except (ValueError, FloatingPointError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)

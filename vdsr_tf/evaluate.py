@@ -1,0 +1,128 @@
+"""Evaluation as in the paper's Table 3 (Huang et al.'s protocol, see README).
+
+For each image and scale: modcrop the ground truth, take Y, degrade it with
+MATLAB bicubic (down by 1/scale, back up), run the network on the
+interpolated Y, round and clip, and score PSNR and SSIM on Y with `scale`
+pixels shaved from every border.
+"""
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
+
+from vdsr_tf.color import rgb_to_y
+from vdsr_tf.images import bicubic_degrade, list_images, modcrop, read_image
+from vdsr_tf.metrics import psnr_y, ssim_y, to_uint8_range
+
+
+@dataclass(frozen=True)
+class TestImage:
+    name: str
+    ground_truth: np.ndarray  # HxW uint8 Y, modcropped
+    interpolated: np.ndarray  # HxW float32 in [0, 1]: bicubic down and up
+
+
+def prepare_test_images(paths: list[str], scale: int) -> list[TestImage]:
+    """Ground truth and network input for every image (the protocol's steps 1 to 3)."""
+    images = []
+    for path in paths:
+        ground_truth = rgb_to_y(modcrop(read_image(path), scale))
+        interpolated = bicubic_degrade(ground_truth / 255.0, scale).astype(np.float32)
+        images.append(TestImage(os.path.splitext(os.path.basename(path))[0], ground_truth, interpolated))
+    return images
+
+
+def make_predictor(model):
+    """A compiled function: float32 HxW interpolated Y in [0, 1] -> HxW network output (not clipped).
+
+    One trace serves every image size.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], reduce_retracing=True)
+    def predict(interpolated):
+        return model(interpolated[None, :, :, None], training=False)[0, :, :, 0]
+
+    return lambda interpolated: predict(tf.constant(interpolated, tf.float32)).numpy()
+
+
+def score(image: TestImage, output: np.ndarray, scale: int) -> tuple[float, float]:
+    """(PSNR, SSIM) of a network or bicubic output against the image's ground truth."""
+    restored = to_uint8_range(output)
+    return psnr_y(image.ground_truth, restored, scale), ssim_y(image.ground_truth, restored, scale)
+
+
+def evaluate_images(predict, images: list[TestImage], scale: int, *, save_dir: str | None = None, progress: str | None = None):
+    """Mean bicubic and network PSNR/SSIM over `images`, and mean seconds of network time per image."""
+    rows, seconds = [], []
+    for image in tqdm(images, desc=progress, unit="img", leave=False, disable=progress is None):
+        started = time.perf_counter()
+        output = predict(image.interpolated)
+        seconds.append(time.perf_counter() - started)
+        rows.append(score(image, image.interpolated, scale) + score(image, output, scale))
+        if save_dir is not None:
+            os.makedirs(save_dir, exist_ok=True)
+            Image.fromarray(to_uint8_range(output).astype(np.uint8)).save(
+                os.path.join(save_dir, f"{image.name}_x{scale}.png")
+            )
+    psnr_bicubic, ssim_bicubic, psnr, ssim = np.mean(rows, axis=0)
+    return {
+        "images": len(images),
+        "psnr_bicubic": float(psnr_bicubic),
+        "ssim_bicubic": float(ssim_bicubic),
+        "psnr": float(psnr),
+        "ssim": float(ssim),
+        "seconds": float(np.mean(seconds)),
+    }
+
+
+def dataset_paths(data_dir: str, dataset: str) -> list[str]:
+    """The images of `<data_dir>/test/<dataset>`, sorted by name.
+
+    Raises:
+      ValueError: naming the folder, if it is missing or holds no image.
+    """
+    folder = os.path.join(data_dir, "test", dataset)
+    if not os.path.isdir(folder):
+        raise ValueError(f"--test_datasets: no folder {folder} for dataset '{dataset}'")
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"--test_datasets: {folder} holds no readable image")
+    return paths
+
+
+def evaluate(model, *, data_dir: str, datasets: list[str], scales: list[int], save_dir: str | None = None) -> list[dict]:
+    """One row per (dataset, scale), as `evaluate_images` returns, with the dataset and scale added.
+
+    Raises:
+      ValueError: if a dataset folder is missing or empty (checked before any work).
+    """
+    paths = {dataset: dataset_paths(data_dir, dataset) for dataset in datasets}
+    predict = make_predictor(model)
+    rows = []
+    for dataset in datasets:
+        for scale in scales:
+            images = prepare_test_images(paths[dataset], scale)
+            folder = os.path.join(save_dir, dataset) if save_dir else None
+            row = evaluate_images(predict, images, scale, save_dir=folder, progress=f"{dataset} x{scale}")
+            rows.append({"dataset": dataset, "scale": scale, **row})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows as the paper's Table 3: bicubic and VDSR PSNR/SSIM, and seconds per image."""
+    lines = [
+        "| dataset | scale | images | bicubic PSNR / SSIM | VDSR PSNR / SSIM | seconds per image |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['dataset']} | x{row['scale']} | {row['images']} | "
+            f"{row['psnr_bicubic']:.2f} / {row['ssim_bicubic']:.4f} | {row['psnr']:.2f} / {row['ssim']:.4f} | "
+            f"{row['seconds']:.2f} |"
+        )
+    return "\n".join(lines)

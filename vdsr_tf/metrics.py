@@ -1,0 +1,53 @@
+"""PSNR and SSIM on Y as in the paper's Table 3 (Huang et al.'s framework).
+
+Both take uint8-valued luminance (the network output rounded and clipped to
+[0, 255] first) and shave `border` pixels (the scale) from every side.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from vdsr_tf.images import shave
+
+_PEAK = 255.0
+
+
+def _prepare(reference: np.ndarray, test: np.ndarray, border: int):
+    if reference.shape != test.shape or reference.ndim != 2:
+        raise ValueError(
+            f"metrics: expected two HxW arrays of equal shape, got {reference.shape} and {test.shape}"
+        )
+    return shave(reference, border).astype(np.float64), shave(test, border).astype(np.float64)
+
+
+def psnr_y(reference: np.ndarray, test: np.ndarray, border: int) -> float:
+    """PSNR in dB between two HxW luminance arrays on the 0-255 scale."""
+    reference, test = _prepare(reference, test, border)
+    mse = np.mean((reference - test) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10 * np.log10(_PEAK**2 / mse))
+
+
+def ssim_y(reference: np.ndarray, test: np.ndarray, border: int) -> float:
+    """Wang et al.'s `ssim_index`: 11x11 Gaussian window (sigma 1.5), K = (0.01, 0.03), L = 255.
+
+    `tf.image.ssim` computes exactly this (valid-region mean, no downsampling);
+    tests/test_metrics.py checks it against a direct transcription of the MATLAB code.
+    """
+    reference, test = _prepare(reference, test, border)
+    value = tf.image.ssim(
+        tf.constant(reference[:, :, None]),
+        tf.constant(test[:, :, None]),
+        max_val=_PEAK,
+        filter_size=11,
+        filter_sigma=1.5,
+        k1=0.01,
+        k2=0.03,
+    )
+    return float(value)
+
+
+def to_uint8_range(y: np.ndarray) -> np.ndarray:
+    """Network output in [0, 1] to the rounded, clipped 0-255 values the protocol scores."""
+    return np.clip(np.round(np.asarray(y, dtype=np.float64) * _PEAK), 0, _PEAK)

@@ -1,0 +1,126 @@
+"""The VDSR network and its weights file.
+
+Paper section 3.1: `depth` 3x3 convolutions, `width` filters, zero padding,
+ReLU after all but the last; the output adds the input back (residual
+learning). With depth 20 and width 64 it has 665,921 parameters.
+"""
+
+import os
+
+import h5py
+import keras
+import numpy as np
+
+from vdsr_tf.atomic import atomic_path
+
+WEIGHTS_FORMAT = "vdsr_tf.weights/1"
+
+
+def build_vdsr(*, depth: int = 20, width: int = 64, residual: bool = True) -> keras.Model:
+    """Keras functional VDSR taking (N, H, W, 1) float32 luminance in [0, 1] of any size.
+
+    Args:
+      depth: number of convolution layers (paper: 20).
+      width: filters of every hidden layer (paper: 64).
+      residual: add the input to the last convolution (paper); False is the
+        non-residual network of the paper's Table 1.
+    """
+    if depth < 2:
+        raise ValueError(f"depth must be at least 2, got {depth}")
+    if width < 1:
+        raise ValueError(f"width must be positive, got {width}")
+    inputs = keras.Input(shape=(None, None, 1), name="interpolated")
+    features = inputs
+    for index in range(depth - 1):
+        features = keras.layers.Conv2D(
+            width,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer="he_normal",
+            name=f"conv{index + 1}",
+        )(features)
+    residual_image = keras.layers.Conv2D(
+        1, 3, padding="same", kernel_initializer="he_normal", name=f"conv{depth}"
+    )(features)
+    outputs = keras.layers.Add(name="skip")([inputs, residual_image]) if residual else residual_image
+    return keras.Model(inputs, outputs, name=f"vdsr{depth}")
+
+
+def conv_layers(model: keras.Model) -> list:
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def save_weights(model: keras.Model, path: str, *, residual: bool, metadata: dict | None = None) -> None:
+    """Writes the kernels and biases to an HDF5 file, atomically.
+
+    Layout: datasets `kernel_NN` (3, 3, in, out) and `bias_NN` for NN = 01..depth,
+    attributes `format`, `depth`, `width`, `residual` and whatever `metadata`
+    holds (for example the training step). The file is written beside `path`
+    and renamed into place, so a crash never leaves a half-written file.
+    """
+    layers = conv_layers(model)
+    with atomic_path(path, suffix=".h5") as temporary:
+        with h5py.File(temporary, "w") as file:
+            file.attrs["format"] = WEIGHTS_FORMAT
+            file.attrs["depth"] = len(layers)
+            file.attrs["width"] = layers[0].filters
+            file.attrs["residual"] = residual
+            for key, value in (metadata or {}).items():
+                file.attrs[key] = value
+            for index, layer in enumerate(layers, start=1):
+                kernel, bias = layer.get_weights()
+                file.create_dataset(f"kernel_{index:02d}", data=kernel.astype(np.float32))
+                file.create_dataset(f"bias_{index:02d}", data=bias.astype(np.float32))
+
+
+def read_weights(path: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+    """Reads a file written by `save_weights`: ([(kernel, bias), ...], attributes).
+
+    Raises:
+      ValueError: naming the file, if it is missing or not a VDSR weights file.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such weights file")
+    try:
+        with h5py.File(path, "r") as file:
+            attributes = {key: file.attrs[key] for key in file.attrs}
+            if attributes.get("format") != WEIGHTS_FORMAT:
+                raise ValueError(f"{path}: not a vdsr_tf weights file (format attribute missing)")
+            depth = int(attributes["depth"])
+            weights = [
+                (file[f"kernel_{index:02d}"][()], file[f"bias_{index:02d}"][()])
+                for index in range(1, depth + 1)
+            ]
+    except (OSError, KeyError) as error:
+        raise ValueError(f"{path}: unreadable weights file ({error})") from None
+    return weights, attributes
+
+
+def load_vdsr(path: str, *, expected_depth: int | None = None) -> tuple[keras.Model, dict]:
+    """Builds the network a weights file describes and loads it.
+
+    Raises:
+      ValueError: naming the file, if it is unreadable, inconsistent, or of
+        another depth than `expected_depth`.
+    """
+    weights, attributes = read_weights(path)
+    depth, width = int(attributes["depth"]), int(attributes["width"])
+    if expected_depth is not None and depth != expected_depth:
+        raise ValueError(f"{path}: checkpoint has depth {depth}, but --depth={expected_depth} was asked for")
+    model = build_vdsr(depth=depth, width=width, residual=bool(attributes["residual"]))
+    set_conv_weights(model, weights, source=path)
+    return model, attributes
+
+
+def set_conv_weights(model: keras.Model, weights, *, source: str) -> None:
+    layers = conv_layers(model)
+    if len(weights) != len(layers):
+        raise ValueError(f"{source}: holds {len(weights)} layers, the model has {len(layers)}")
+    for index, (layer, (kernel, bias)) in enumerate(zip(layers, weights), start=1):
+        expected = [tuple(variable.shape) for variable in layer.weights]
+        if [kernel.shape, bias.shape] != expected:
+            raise ValueError(
+                f"{source}: layer {index} has shapes {kernel.shape}, {bias.shape}; expected {expected[0]}, {expected[1]}"
+            )
+        layer.set_weights([kernel, bias])
