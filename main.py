@@ -104,8 +104,6 @@ def run_evaluation() -> None:
 
 
 def run_training() -> None:
-    import keras
-
     from vdsr_tf.evaluate import dataset_paths
     from vdsr_tf.train import TrainConfig, train
 
@@ -120,7 +118,6 @@ def run_training() -> None:
             f"--train_h5: no file {FLAGS.train_h5}; make it with "
             f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
         )
-    keras.utils.set_random_seed(FLAGS.seed)
     config = TrainConfig(
         train_h5=FLAGS.train_h5,
         checkpoint_dir=FLAGS.checkpoint_dir,

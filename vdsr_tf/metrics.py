@@ -7,7 +7,7 @@ Both take uint8-valued luminance (the network output rounded and clipped to
 import numpy as np
 import tensorflow as tf
 
-from vdsr_tf.images import shave
+from vdsr_tf.images import matlab_uint8, shave
 
 _PEAK = 255.0
 
@@ -49,5 +49,8 @@ def ssim_y(reference: np.ndarray, test: np.ndarray, border: int) -> float:
 
 
 def to_uint8_range(y: np.ndarray) -> np.ndarray:
-    """Network output in [0, 1] to the rounded, clipped 0-255 values the protocol scores."""
-    return np.clip(np.round(np.asarray(y, dtype=np.float64) * _PEAK), 0, _PEAK)
+    """Network output in [0, 1] to the 0-255 values the protocol scores, as float64.
+
+    MATLAB's `uint8(y * 255)`: rounded half away from zero and clipped.
+    """
+    return matlab_uint8(np.asarray(y, dtype=np.float64) * _PEAK).astype(np.float64)

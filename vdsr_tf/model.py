@@ -16,7 +16,12 @@ from vdsr_tf.atomic import atomic_path
 WEIGHTS_FORMAT = "vdsr_tf.weights/1"
 
 
-def build_vdsr(*, depth: int = 20, width: int = 64, residual: bool = True) -> keras.Model:
+def _he_normal(seed: int | None, index: int) -> keras.initializers.Initializer:
+    """He et al. 2015 initialisation, as the paper uses (section 4.1)."""
+    return keras.initializers.HeNormal(seed=None if seed is None else seed + index)
+
+
+def build_vdsr(*, depth: int = 20, width: int = 64, residual: bool = True, seed: int | None = None) -> keras.Model:
     """Keras functional VDSR taking (N, H, W, 1) float32 luminance in [0, 1] of any size.
 
     Args:
@@ -24,6 +29,8 @@ def build_vdsr(*, depth: int = 20, width: int = 64, residual: bool = True) -> ke
       width: filters of every hidden layer (paper: 64).
       residual: add the input to the last convolution (paper); False is the
         non-residual network of the paper's Table 1.
+      seed: seed of the He-normal initialisation (layer i uses seed + i); None
+        draws from Keras's global generator.
     """
     if depth < 2:
         raise ValueError(f"depth must be at least 2, got {depth}")
@@ -37,11 +44,11 @@ def build_vdsr(*, depth: int = 20, width: int = 64, residual: bool = True) -> ke
             3,
             padding="same",
             activation="relu",
-            kernel_initializer="he_normal",
+            kernel_initializer=_he_normal(seed, index),
             name=f"conv{index + 1}",
         )(features)
     residual_image = keras.layers.Conv2D(
-        1, 3, padding="same", kernel_initializer="he_normal", name=f"conv{depth}"
+        1, 3, padding="same", kernel_initializer=_he_normal(seed, depth - 1), name=f"conv{depth}"
     )(features)
     outputs = keras.layers.Add(name="skip")([inputs, residual_image]) if residual else residual_image
     return keras.Model(inputs, outputs, name=f"vdsr{depth}")

@@ -197,7 +197,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     validation = {scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales}
 
     with strategy.scope():
-        model = build_vdsr(depth=config.depth, width=config.width, residual=config.residual)
+        model = build_vdsr(depth=config.depth, width=config.width, residual=config.residual, seed=config.seed)
         optimizer = keras.optimizers.SGD(learning_rate=config.lr, momentum=config.momentum)
         optimizer.build(model.trainable_variables)
         step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

@@ -1,0 +1,78 @@
+import h5py
+import numpy as np
+import pytest
+
+from vdsr_tf.model import build_vdsr, conv_layers, load_vdsr, read_weights, save_weights
+
+
+def test_paper_network_has_665921_parameters():
+    # 3*3*1*64 + 64, then 18 x (3*3*64*64 + 64), then 3*3*64*1 + 1.
+    assert 640 + 18 * 36928 + 577 == 665921
+    assert build_vdsr().count_params() == 665921
+
+
+def test_zero_residual_returns_the_input(rng):
+    model = build_vdsr(depth=5, width=8, seed=1)
+    last = conv_layers(model)[-1]
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    image = rng.random((1, 13, 17, 1)).astype(np.float32)
+    np.testing.assert_array_equal(model(image).numpy(), image)
+
+
+def test_any_input_size_keeps_its_size():
+    model = build_vdsr(depth=3, width=4, seed=0)
+    assert model(np.zeros((2, 19, 7, 1), np.float32)).shape == (2, 19, 7, 1)
+
+
+def test_non_residual_network_has_no_skip(rng):
+    model = build_vdsr(depth=3, width=4, residual=False, seed=0)
+    last = conv_layers(model)[-1]
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    assert np.all(model(rng.random((1, 8, 8, 1)).astype(np.float32)).numpy() == 0)
+
+
+def test_seed_makes_initialisation_repeatable():
+    first, second = build_vdsr(depth=3, width=4, seed=7), build_vdsr(depth=3, width=4, seed=7)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weights_file_round_trip(tmp_path, rng):
+    model = build_vdsr(depth=4, width=6, seed=3)
+    path = str(tmp_path / "vdsr.h5")
+    save_weights(model, path, residual=True, metadata={"step": 42})
+    loaded, attributes = load_vdsr(path)
+    assert attributes["step"] == 42 and attributes["depth"] == 4
+    image = rng.random((1, 9, 9, 1)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(image).numpy(), model(image).numpy())
+    assert [p.name for p in tmp_path.iterdir()] == ["vdsr.h5"]  # no temporary left behind
+
+
+def test_checkpoint_of_another_depth_is_refused(tmp_path):
+    path = str(tmp_path / "vdsr.h5")
+    save_weights(build_vdsr(depth=4, width=6), path, residual=True)
+    with pytest.raises(ValueError, match="depth 4.*--depth=20"):
+        load_vdsr(path, expected_depth=20)
+
+
+def test_inconsistent_weights_file_names_the_file(tmp_path):
+    path = str(tmp_path / "vdsr.h5")
+    save_weights(build_vdsr(depth=3, width=6), path, residual=True)
+    with h5py.File(path, "a") as file:
+        del file["kernel_02"]
+        file["kernel_02"] = np.zeros((3, 3, 5, 6), np.float32)
+    with pytest.raises(ValueError, match="vdsr.h5: layer 2"):
+        load_vdsr(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an hdf5 file"])
+def test_corrupt_weights_file(tmp_path, content):
+    path = tmp_path / "vdsr.h5"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="vdsr.h5"):
+        read_weights(str(path))
+
+
+def test_missing_weights_file(tmp_path):
+    with pytest.raises(ValueError, match="no such weights file"):
+        read_weights(str(tmp_path / "absent.h5"))
