@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
@@ -17,3 +18,23 @@ requires_shared = pytest.mark.skipif(
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tiny_data_dir(tmp_path):
+    """A data folder in the project's layout: train/T91 with two colour images, one
+    grayscale image and one corrupt file; test/Set5 with two small images."""
+    generator = np.random.default_rng(5)
+    train = tmp_path / "data" / "train" / "T91"
+    train.mkdir(parents=True)
+    smooth = np.cumsum(np.cumsum(generator.random((90, 100, 3)), axis=0), axis=1)
+    image = (255 * smooth / smooth.max()).astype(np.uint8)
+    Image.fromarray(image).save(train / "a.png")
+    Image.fromarray(image[:70, :85].copy()).save(train / "b.png")
+    Image.fromarray(image[:60, :50, 1].copy()).save(train / "c_gray.png")
+    (train / "d_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    test = tmp_path / "data" / "test" / "Set5"
+    test.mkdir(parents=True)
+    Image.fromarray(image[:48, :60]).save(test / "x.png")
+    Image.fromarray(image[20:68, 10:58]).save(test / "y.png")
+    return tmp_path / "data"

@@ -13,18 +13,17 @@ class ImageReadError(ValueError):
 
 
 def list_images(folder: str) -> list[str]:
-    """Every file in `folder` that Pillow can identify as an image, sorted by name."""
-    paths = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        try:
-            with Image.open(path):
-                paths.append(path)
-        except (OSError, Image.DecompressionBombError):
-            continue
-    return paths
+    """Files in `folder` with an image extension Pillow knows (.png, .webp, .jpg, ...), sorted by name.
+
+    Files are listed by name, not opened: a corrupt image is listed, so that
+    reading it reports it by name instead of it silently going missing.
+    """
+    extensions = set(Image.registered_extensions())
+    return [
+        os.path.join(folder, name)
+        for name in sorted(os.listdir(folder))
+        if os.path.splitext(name)[1].lower() in extensions and os.path.isfile(os.path.join(folder, name))
+    ]
 
 
 def read_image(path: str) -> np.ndarray:

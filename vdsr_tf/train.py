@@ -207,12 +207,12 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     )
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_variable))
+        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step_variable.numpy()))
     elif config.init_weights:
         weights, attributes = read_weights(config.init_weights)
         set_conv_weights(model, weights, source=config.init_weights)
         step_variable.assign(int(attributes.get("step", 0)))
-        logging.info("started from %s at step %d (momentum reset)", config.init_weights, int(step_variable))
+        logging.info("started from %s at step %d (momentum reset)", config.init_weights, int(step_variable.numpy()))
 
     train_step = make_train_step(
         model, optimizer, strategy,
@@ -222,15 +222,19 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     writer = tf.summary.create_file_writer(config.log_dir)
     record_path = os.path.join(config.checkpoint_dir, RECORD_NAME)
     os.makedirs(config.checkpoint_dir, exist_ok=True)
-    step = int(step_variable)
+    step = int(step_variable.numpy())
     record = _load_record(record_path, step, config)
     wall_at_start = record["wall_seconds"]
     started = time.time()
     end = config.total_steps if not config.max_steps else min(config.total_steps, step + config.max_steps)
     decay_steps = config.lr_decay_epochs * config.steps_per_epoch
 
+    saved_step = step
+
     def save():
+        nonlocal saved_step
         manager.save(checkpoint_number=step)
+        saved_step = step
         record["steps"] = step
         record["wall_seconds"] = wall_at_start + time.time() - started
         metadata = {"step": step, "source": "trained by vdsr_tf.train", "train_h5": os.path.basename(config.train_h5)}
@@ -285,7 +289,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                     loss = float(loss)
                     if not math.isfinite(loss):
                         raise FloatingPointError(
-                            f"training loss became {loss} at step {step + 1}; checkpoints up to step {manager.checkpoint.step.numpy() if manager.latest_checkpoint else 0} are kept"
+                            f"training loss became {loss} at step {step + 1}; the checkpoint of step {saved_step} is kept"
                         )
                     step += 1
                     step_variable.assign(step)

@@ -1,0 +1,150 @@
+import dataclasses
+import os
+import subprocess
+import sys
+
+import h5py
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import ROOT
+from vdsr_tf.data import PatchSettings, generate_training_h5
+from vdsr_tf.images import list_images
+from vdsr_tf.model import build_vdsr, read_weights
+from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_train_step, train
+
+
+def test_paper_schedule():
+    # 0.1 divided by 10 every 20 epochs of 125 steps: drops at steps 2,500, 5,000 and 7,500.
+    rates = [learning_rate_at(s, base_lr=0.1, decay_steps=2500, decay_factor=0.1) for s in (0, 2499, 2500, 5000, 7499, 7500, 9999)]
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.001, 0.001, 1e-4, 1e-4], rtol=1e-12)
+
+
+def test_adjustable_clip_bounds_every_element():
+    gradients = [tf.constant([[-3.0, 0.5], [0.01, 2.0]]), tf.constant([-0.2, 0.05])]
+    clipped, fraction = adjustable_clip(gradients, 0.1)
+    np.testing.assert_allclose(clipped[0].numpy(), [[-0.1, 0.1], [0.01, 0.1]])
+    np.testing.assert_allclose(clipped[1].numpy(), [-0.1, 0.05])
+    assert float(fraction) == pytest.approx(4 / 6)
+
+
+def test_applied_gradient_elements_lie_within_theta_over_lr(rng):
+    model = build_vdsr(depth=3, width=8, seed=0)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.0)
+    optimizer.build(model.trainable_variables)
+    theta, learning_rate = 1e-4, 0.1
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), batch_size=8, weight_decay=1e-4, grad_clip=theta)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    inputs = rng.random((8, 21, 21, 1)).astype(np.float32)
+    _, fraction = step(tf.constant(inputs), tf.constant(inputs[::-1].copy()), tf.constant(learning_rate))
+    applied = [(b - v.numpy()) / learning_rate for b, v in zip(before, model.trainable_variables)]
+    largest = max(np.max(np.abs(a)) for a in applied)
+    assert float(fraction) > 0.1  # the clip is really active in this case
+    # The update is measured as a float32 difference of weights of magnitude ~0.5, good to
+    # about 1e-7 absolute, i.e. 1e-3 of the 1e-4 step.
+    assert largest <= theta / learning_rate * (1 + 1e-3)
+    assert largest >= theta / learning_rate * (1 - 1e-3)
+
+
+@pytest.fixture
+def tiny_training(tiny_data_dir, tmp_path):
+    train_h5 = str(tmp_path / "train.h5")
+    paths = list_images(str(tiny_data_dir / "train" / "T91"))
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    return TrainConfig(
+        train_h5=train_h5,
+        checkpoint_dir=str(tmp_path / "run"),
+        log_dir=str(tmp_path / "logs"),
+        validation_paths=tuple(list_images(str(tiny_data_dir / "test" / "Set5"))),
+        depth=3,
+        width=8,
+        steps_per_epoch=3,
+        epochs=4,
+        lr_decay_epochs=2,
+        batch_size=8,
+    )
+
+
+def _weights(config):
+    return read_weights(os.path.join(config.checkpoint_dir, "vdsr.h5"))
+
+
+def test_resuming_half_way_equals_training_straight_through(tiny_training, tmp_path):
+    straight = dataclasses.replace(tiny_training, max_steps=8)
+    record = train(straight)
+    assert record["steps"] == 8
+    halves = dataclasses.replace(tiny_training, checkpoint_dir=str(tmp_path / "halves"), log_dir=str(tmp_path / "logs2"), max_steps=4)
+    train(halves)
+    assert _weights(halves)[1]["step"] == 4
+    record = train(halves)
+    weights_straight, attributes = _weights(straight)
+    weights_halves, _ = _weights(halves)
+    assert attributes["step"] == 8 and record["steps"] == 8
+    for (k1, b1), (k2, b2) in zip(weights_straight, weights_halves):
+        np.testing.assert_allclose(k1, k2, atol=1e-5)
+        np.testing.assert_allclose(b1, b2, atol=1e-5)
+    # The schedule (decay every 2 epochs of 3 steps) shows in the record.
+    assert [row["from_step"] for row in record["learning_rate"]] == [0, 6]
+    # Validation at step 0 and at each epoch end (3 and 6), kept across the resume.
+    assert [row["step"] for row in record["validation"]] == [0, 3, 6]
+
+
+def test_tensorboard_holds_the_validation_curves(tiny_training):
+    train(dataclasses.replace(tiny_training, max_steps=3))
+    tags = set()
+    for name in os.listdir(tiny_training.log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(tiny_training.log_dir, name)):
+            tags.update(value.tag for value in event.summary.value)
+    expected = {"val/psnr_x2", "val/psnr_x3", "val/psnr_x4", "train/loss", "train/lr", "train/clipped_fraction", "val/bicubic_vdsr_truth"}
+    assert expected <= tags
+    assert os.path.isfile(os.path.join(tiny_training.checkpoint_dir, "training_curve.png"))
+
+
+def test_non_finite_loss_stops_without_overwriting(tiny_training):
+    train(dataclasses.replace(tiny_training, max_steps=2))
+    good, _ = _weights(tiny_training)
+    with h5py.File(tiny_training.train_h5, "a") as file:
+        file["label"][...] = np.nan
+    with pytest.raises(FloatingPointError, match="step 3"):
+        train(dataclasses.replace(tiny_training, max_steps=2))
+    after, attributes = _weights(tiny_training)
+    assert attributes["step"] == 2
+    for (k1, _), (k2, _) in zip(good, after):
+        np.testing.assert_array_equal(k1, k2)
+
+
+def test_batch_size_must_split_and_be_positive(tiny_training):
+    with pytest.raises(ValueError, match="batch_size"):
+        train(dataclasses.replace(tiny_training, batch_size=0))
+
+
+_TWO_DEVICES = """
+import dataclasses, sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.model import read_weights
+config = TrainConfig(**eval(sys.argv[1]))
+mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert mirrored.num_replicas_in_sync == 2
+train(dataclasses.replace(config, checkpoint_dir=config.checkpoint_dir + "_two"), strategy=mirrored)
+train(config, strategy=tf.distribute.get_strategy())
+two, _ = read_weights(config.checkpoint_dir + "_two/vdsr.h5")
+one, _ = read_weights(config.checkpoint_dir + "/vdsr.h5")
+print("largest difference", max(float(np.max(np.abs(a[0] - b[0]))) for a, b in zip(one, two)))
+"""
+
+
+def test_two_logical_devices_train_like_one(tiny_training):
+    config = dataclasses.replace(tiny_training, max_steps=3)
+    settings = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    result = subprocess.run(
+        [sys.executable, "-c", _TWO_DEVICES, repr(settings)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    difference = float(result.stdout.split("largest difference")[1])
+    # The gradient of the global batch is summed over the two replicas before the clip,
+    # so both runs take the same steps up to float32 reduction order.
+    assert difference < 1e-5
