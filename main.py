@@ -107,9 +107,13 @@ def run_training() -> None:
     from vdsr_tf.evaluate import dataset_paths
     from vdsr_tf.train import TrainConfig, train
 
-    for name in ("lr", "grad_clip", "momentum"):
-        if getattr(FLAGS, name) <= 0 and name != "momentum" or getattr(FLAGS, name) < 0:
+    for name in ("lr", "grad_clip"):
+        if getattr(FLAGS, name) <= 0:
             raise UsageError(f"--{name} must be positive, got {getattr(FLAGS, name)}")
+    if not 0 <= FLAGS.momentum < 1:
+        raise UsageError(f"--momentum must lie in [0, 1), got {FLAGS.momentum}")
+    if FLAGS.weight_decay < 0:
+        raise UsageError(f"--weight_decay must not be negative, got {FLAGS.weight_decay}")
     for name in ("batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs"):
         if getattr(FLAGS, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(FLAGS, name)}")

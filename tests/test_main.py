@@ -1,0 +1,101 @@
+"""The command line, end to end: errors are one line, name the flag or file, exit non-zero, write nothing."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from vdsr_tf.model import build_vdsr, save_weights
+
+
+def run_main(*flags, cwd=ROOT):
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "main.py"), *flags], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment
+    )
+
+
+def last_line(result):
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def checkpoint_dir(tmp_path):
+    folder = tmp_path / "ck"
+    save_weights(build_vdsr(depth=3, width=4, seed=0), str(folder / "vdsr.h5"), residual=True)
+    return folder
+
+
+def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_path):
+    results = tmp_path / "results.json"
+    result = run_main(
+        f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--test_datasets=Set5",
+        "--scales=2,3", f"--results_json={results}", f"--save_images={tmp_path / 'sr'}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| Set5 | x2 | 2 |" in result.stdout and "| Set5 | x3 | 2 |" in result.stdout
+    rows = json.loads(results.read_text())
+    assert [(row["dataset"], row["scale"], row["images"]) for row in rows] == [("Set5", 2, 2), ("Set5", 3, 2)]
+    assert set(rows[0]) == {"dataset", "scale", "images", "psnr_bicubic", "ssim_bicubic", "psnr", "ssim", "seconds"}
+    assert sorted(os.listdir(tmp_path / "sr" / "Set5")) == ["x_x2.png", "x_x3.png", "y_x2.png", "y_x3.png"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scales=1"], "--scales: every scale must be an integer of at least 2"),
+        (["--scales=two"], "--scales: expected integers"),
+        (["--test_datasets=Set5,Nowhere"], "'Nowhere'"),
+        (["--depth=20"], "has depth 3, but --depth=20"),
+    ],
+)
+def test_evaluation_flag_errors(tiny_data_dir, checkpoint_dir, tmp_path, flags, message):
+    results = tmp_path / "results.json"
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", f"--results_json={results}", *flags)
+    assert result.returncode != 0
+    assert message in last_line(result) and last_line(result).startswith("error:")
+    assert not results.exists()
+
+
+def test_missing_checkpoint_says_how_to_get_one(tiny_data_dir, tmp_path):
+    result = run_main(f"--checkpoint_dir={tmp_path / 'none'}", f"--data_dir={tiny_data_dir}")
+    assert result.returncode != 0
+    assert "no checkpoint" in last_line(result) and "--import_matconvnet" in last_line(result)
+
+
+def test_missing_data_dir(checkpoint_dir, tmp_path):
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tmp_path / 'nothing'}")
+    assert result.returncode != 0 and "--data_dir: no data folder" in last_line(result)
+
+
+def test_corrupt_test_image_is_named_and_nothing_written(tiny_data_dir, checkpoint_dir, tmp_path):
+    (tiny_data_dir / "test" / "Set5" / "z.png").write_bytes(b"\x89PNG broken")
+    results = tmp_path / "results.json"
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--test_datasets=Set5", f"--results_json={results}")
+    assert result.returncode != 0 and "z.png: not a readable image" in last_line(result)
+    assert not results.exists()
+
+
+def test_import_of_a_non_vdsr_mat_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.mat"
+    bad.write_text("not a mat file")
+    result = run_main(f"--import_matconvnet={bad}", f"--checkpoint_dir={tmp_path / 'ck'}")
+    assert result.returncode != 0 and "bad.mat" in last_line(result)
+    assert not (tmp_path / "ck" / "vdsr.h5").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
+        (["--batch_size=0"], "--batch_size must be at least 1"),
+        (["--grad_clip=0"], "--grad_clip must be positive"),
+    ],
+)
+def test_training_flag_errors(tmp_path, flags, message):
+    result = run_main("--is_train=True", f"--checkpoint_dir={tmp_path / 'ck'}", *flags)
+    assert result.returncode != 0 and message in last_line(result)
+    assert not (tmp_path / "ck").exists()
