@@ -13,6 +13,7 @@ from absl import app, flags, logging
 from vdsr_tf.paths import default_data_dir
 
 WEIGHTS_NAME = "vdsr.h5"
+PAPER_DATASETS = ("Set5", "Set14", "B100", "Urban100")
 
 flags.DEFINE_bool("is_train", False, "Train (True) or evaluate (False).")
 flags.DEFINE_string("checkpoint_dir", "checkpoints", "Folder of vdsr.h5 (weights) and, when training, state/ and the training record.")
@@ -22,7 +23,7 @@ flags.DEFINE_integer("width", 64, "Filters per hidden layer (paper: 64).")
 flags.DEFINE_bool("residual", True, "Residual learning: output = input + network (paper); False for the paper's Table 1 baseline.")
 flags.DEFINE_string("import_matconvnet", None, "Convert the authors' VDSR_Official.mat into <checkpoint_dir>/vdsr.h5 and exit.")
 # Evaluation.
-flags.DEFINE_list("test_datasets", ["Set5", "Set14", "B100", "Urban100"], "Datasets under <data_dir>/test to evaluate.")
+flags.DEFINE_list("test_datasets", None, "Datasets under <data_dir>/test to evaluate (default: those of Set5, Set14, B100, Urban100 present).")
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
@@ -68,6 +69,15 @@ def _data_dir() -> str:
     return data_dir
 
 
+def _test_datasets(data_dir: str) -> list[str]:
+    if FLAGS.test_datasets:
+        return FLAGS.test_datasets
+    present = [name for name in PAPER_DATASETS if os.path.isdir(os.path.join(data_dir, "test", name))]
+    if not present:
+        raise UsageError(f"--data_dir: none of {', '.join(PAPER_DATASETS)} under {data_dir}/test")
+    return present
+
+
 def _weights_path() -> str:
     return os.path.join(FLAGS.checkpoint_dir, WEIGHTS_NAME)
 
@@ -97,7 +107,7 @@ def run_evaluation() -> None:
         )
     model, attributes = load_vdsr(_weights_path(), expected_depth=FLAGS.depth)
     logging.info("evaluating %s (%s, step %s)", _weights_path(), attributes.get("source", "?"), attributes.get("step", "-"))
-    rows = evaluate(model, data_dir=data_dir, datasets=FLAGS.test_datasets, scales=scales, save_dir=FLAGS.save_images)
+    rows = evaluate(model, data_dir=data_dir, datasets=_test_datasets(data_dir), scales=scales, save_dir=FLAGS.save_images)
     print(format_table(rows))
     if FLAGS.results_json:
         write_json(FLAGS.results_json, rows)

@@ -99,3 +99,10 @@ def test_training_flag_errors(tmp_path, flags, message):
     result = run_main("--is_train=True", f"--checkpoint_dir={tmp_path / 'ck'}", *flags)
     assert result.returncode != 0 and message in last_line(result)
     assert not (tmp_path / "ck").exists()
+
+
+def test_default_datasets_are_the_paper_sets_present(tiny_data_dir, checkpoint_dir):
+    # tiny_data_dir holds only test/Set5 (and no Set14, B100, Urban100).
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--scales=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| Set5 | x4 | 2 |" in result.stdout and "Set14" not in result.stdout
