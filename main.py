@@ -3,6 +3,8 @@
     python main.py --is_train=True --grad_clip=1e-3       # train (resumes if a state exists)
     python main.py --is_train=False                        # evaluate: the paper's Table 3
     python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
+    python main.py --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
+    python main.py --export_saved_model=DIR                          # TF Serving model
 """
 
 import os
@@ -27,6 +29,14 @@ flags.DEFINE_list("test_datasets", None, "Datasets under <data_dir>/test to eval
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
+# Enlarging one's own images.
+flags.DEFINE_string("input", None, "Image file, folder or glob to enlarge (instead of evaluating).")
+flags.DEFINE_float("scale", 2.0, "Enlargement factor for --input: any real number in (1, 8].")
+flags.DEFINE_string("output", "enlarged", "Folder for the enlarged images (<name>_x<scale>.<ext>).")
+flags.DEFINE_enum("format", None, ["png", "jpeg", "jpg", "webp", "bmp", "tiff"], "Output format (default: the input's; PNG for 16-bit input).")
+flags.DEFINE_integer("tile", 512, "Tile side for inference on large images; bounds memory (~0.4 GB at 512).")
+flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_string("export_saved_model", None, "Write a TensorFlow SavedModel (RGB uint8 image, scale -> RGB uint8) to this folder and exit.")
 # Training.
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file from data/generate_dataset/generate_train.py.")
 flags.DEFINE_string("validation_dataset", "Set5", "Dataset under <data_dir>/test for the validation curves (the paper's Figure curves use Set5).")
@@ -95,22 +105,68 @@ def import_official(mat_path: str) -> None:
 
 def run_evaluation() -> None:
     from vdsr_tf.evaluate import evaluate, format_table
-    from vdsr_tf.model import load_vdsr
     from vdsr_tf.train import write_json
 
     scales = _scales(FLAGS.scales)
     data_dir = _data_dir()
-    if not os.path.isfile(_weights_path()):
-        raise UsageError(
-            f"--checkpoint_dir: no checkpoint {_weights_path()}; train one (--is_train=True) or import the "
-            "official weights (--import_matconvnet=../shared/reference/VDSR_Official.mat)"
-        )
-    model, attributes = load_vdsr(_weights_path(), expected_depth=FLAGS.depth)
+    model, attributes = _load_checkpoint()
     logging.info("evaluating %s (%s, step %s)", _weights_path(), attributes.get("source", "?"), attributes.get("step", "-"))
     rows = evaluate(model, data_dir=data_dir, datasets=_test_datasets(data_dir), scales=scales, save_dir=FLAGS.save_images)
     print(format_table(rows))
     if FLAGS.results_json:
         write_json(FLAGS.results_json, rows)
+
+
+def _load_checkpoint():
+    from vdsr_tf.model import load_vdsr
+
+    if not os.path.isfile(_weights_path()):
+        raise UsageError(
+            f"--checkpoint_dir: no checkpoint {_weights_path()}; train one (--is_train=True) or import the "
+            "official weights (--import_matconvnet=../shared/reference/VDSR_Official.mat)"
+        )
+    return load_vdsr(_weights_path(), expected_depth=FLAGS.depth)
+
+
+def _writable_folder(folder: str, flag: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{flag}: cannot create {folder} ({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: {folder} is not writable")
+
+
+def run_enlarge() -> int:
+    from vdsr_tf.evaluate import make_predictor
+    from vdsr_tf.infer import check_scale, enlarge_files, expand_inputs
+    from vdsr_tf.model import conv_layers
+
+    scale = check_scale(FLAGS.scale)
+    if FLAGS.tile < 16:
+        raise UsageError(f"--tile must be at least 16, got {FLAGS.tile}")
+    paths = expand_inputs(FLAGS.input)
+    model, _ = _load_checkpoint()
+    _writable_folder(FLAGS.output, "--output")
+    failures = enlarge_files(
+        paths, out_dir=FLAGS.output, scale=scale, predict=make_predictor(model), tile=FLAGS.tile,
+        margin=len(conv_layers(model)), requested_format=FLAGS.format, overwrite=FLAGS.overwrite,
+    )
+    if failures:
+        print(f"{len(paths) - len(failures)} of {len(paths)} images enlarged; failed: "
+              + "; ".join(error for _, error in failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_export() -> None:
+    from vdsr_tf.export import export_saved_model
+
+    model, _ = _load_checkpoint()
+    if os.path.exists(FLAGS.export_saved_model) and os.listdir(FLAGS.export_saved_model) and not FLAGS.overwrite:
+        raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is not empty (use --overwrite)")
+    export_saved_model(model, FLAGS.export_saved_model)
+    logging.info("wrote the SavedModel to %s", FLAGS.export_saved_model)
 
 
 def run_training() -> None:
@@ -165,6 +221,10 @@ def main(argv):
     try:
         if FLAGS.import_matconvnet:
             import_official(FLAGS.import_matconvnet)
+        elif FLAGS.export_saved_model:
+            run_export()
+        elif FLAGS.input:
+            sys.exit(run_enlarge())
         elif FLAGS.is_train:
             run_training()
         else:

@@ -11,15 +11,15 @@ import numpy as np
 from vdsr_tf.images import matlab_uint8
 
 # Rows give Y, Cb, Cr from R, G, B in [0, 1], on the 0-255 output scale.
-_RGB_TO_YCBCR = np.array(
+RGB_TO_YCBCR = np.array(
     [
         [65.481, 128.553, 24.966],
         [-37.797, -74.203, 112.0],
         [112.0, -93.786, -18.214],
     ]
 )
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR)
 
 
 def _check_rgb(img: np.ndarray, name: str) -> np.ndarray:
@@ -35,8 +35,8 @@ def rgb2ycbcr(img: np.ndarray) -> np.ndarray:
     """MATLAB `rgb2ycbcr`: HxWx3 RGB (uint8, or float in [0, 1]) to YCbCr of the same dtype."""
     img = _check_rgb(img, "rgb2ycbcr")
     if img.dtype == np.uint8:
-        return matlab_uint8(img.astype(np.float64) @ (_RGB_TO_YCBCR.T / 255) + _YCBCR_OFFSET)
-    return (img.astype(np.float64) @ _RGB_TO_YCBCR.T + _YCBCR_OFFSET) / 255
+        return matlab_uint8(img.astype(np.float64) @ (RGB_TO_YCBCR.T / 255) + YCBCR_OFFSET)
+    return (img.astype(np.float64) @ RGB_TO_YCBCR.T + YCBCR_OFFSET) / 255
 
 
 def ycbcr2rgb(img: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def ycbcr2rgb(img: np.ndarray) -> np.ndarray:
     """
     img = _check_rgb(img, "ycbcr2rgb")
     scale = 255.0 if img.dtype == np.uint8 else 1.0
-    rgb = (img.astype(np.float64) * (255 / scale) - _YCBCR_OFFSET) @ _YCBCR_TO_RGB.T
+    rgb = (img.astype(np.float64) * (255 / scale) - YCBCR_OFFSET) @ YCBCR_TO_RGB.T
     if img.dtype == np.uint8:
         return matlab_uint8(rgb * 255)
     return rgb

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-_KERNEL_WIDTH = 4.0
+KERNEL_WIDTH = 4.0
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -33,9 +33,9 @@ def _contributions(in_length: int, out_length: int, scale: float):
     Mirrors MATLAB's private `contributions` function, including the removal of
     tap columns whose weights are all zero.
     """
-    kernel_width = _KERNEL_WIDTH
+    kernel_width = KERNEL_WIDTH
     if scale < 1:
-        kernel_width = _KERNEL_WIDTH / scale
+        kernel_width = KERNEL_WIDTH / scale
     x = np.arange(1, out_length + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1 - 1 / scale)
     left = np.floor(u - kernel_width / 2)
@@ -56,9 +56,12 @@ def _contributions(in_length: int, out_length: int, scale: float):
 def _resize_along(img: np.ndarray, axis: int, out_length: int, scale: float) -> np.ndarray:
     weights, indices = _contributions(img.shape[axis], out_length, scale)
     moved = np.moveaxis(img, axis, 0)
-    gathered = moved[indices]  # (out_length, taps, ...)
     weights = weights.reshape(weights.shape + (1,) * (moved.ndim - 1))
-    return np.moveaxis((weights * gathered).sum(axis=1), 0, axis)
+    # One tap at a time: memory stays at two output-sized arrays instead of `taps` of them.
+    out = weights[:, 0] * moved[indices[:, 0]]
+    for tap in range(1, indices.shape[1]):
+        out += weights[:, tap] * moved[indices[:, tap]]
+    return np.moveaxis(out, 0, axis)
 
 
 def imresize(img: np.ndarray, scale: float | None = None, output_shape=None) -> np.ndarray:

@@ -1,0 +1,75 @@
+"""A TensorFlow SavedModel that enlarges RGB uint8 images, the whole colour pipeline in the graph.
+
+TF Serving runs graphs, not NumPy, so the MATLAB bicubic resize and the BT.601
+colour conversion are expressed here in TensorFlow ops. The NumPy functions in
+`vdsr_tf.imresize` and `vdsr_tf.color` remain the reference (and the colour
+constants are theirs); tests/test_export.py checks the two paths agree.
+"""
+
+import tensorflow as tf
+
+from vdsr_tf.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
+from vdsr_tf.imresize import KERNEL_WIDTH
+
+
+def _cubic(x):
+    absx = tf.abs(x)
+    absx2, absx3 = absx * absx, absx * absx * absx
+    near = tf.cast(absx <= 1, x.dtype)
+    far = tf.cast((absx > 1) & (absx <= 2), x.dtype)
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * near + (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * far
+
+
+def _resize_matrix(in_length, out_length):
+    """(out_length, in_length) float64 matrix of MATLAB `imresize` bicubic along one dimension."""
+    scale = tf.cast(out_length, tf.float64) / tf.cast(in_length, tf.float64)
+    shrink = tf.minimum(scale, 1.0)
+    kernel_width = KERNEL_WIDTH / shrink
+    u = tf.range(1, out_length + 1, dtype=tf.float64) / scale + 0.5 * (1 - 1 / scale)
+    left = tf.floor(u - kernel_width / 2)
+    taps = tf.cast(tf.math.ceil(kernel_width), tf.int32) + 2
+    indices = left[:, None] + tf.range(taps, dtype=tf.float64)[None, :]
+    weights = shrink * _cubic(shrink * (u[:, None] - indices))
+    weights /= tf.reduce_sum(weights, axis=1, keepdims=True)
+    period = 2 * in_length
+    folded = tf.math.floormod(tf.cast(indices, tf.int32) - 1, period)
+    mirrored = tf.where(folded < in_length, folded, period - 1 - folded)
+    rows = tf.broadcast_to(tf.range(out_length)[:, None], tf.shape(mirrored))
+    coordinates = tf.stack([tf.reshape(rows, [-1]), tf.reshape(mirrored, [-1])], axis=1)
+    return tf.scatter_nd(coordinates, tf.reshape(weights, [-1]), [out_length, in_length])
+
+
+def tf_imresize(image, out_height, out_width):
+    """MATLAB bicubic `imresize(image, [out_height, out_width])` of an HxWxC float64 tensor."""
+    shape = tf.shape(image)
+    rows = _resize_matrix(shape[0], out_height)
+    columns = _resize_matrix(shape[1], out_width)
+    return tf.einsum("oh,hwc,pw->opc", rows, image, columns)
+
+
+class Enlarger(tf.Module):
+    """Serving module: `serve(image, scale)` -> enlarged image, both HxWx3 uint8 RGB."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.float32)])
+    def serve(self, image, scale):
+        tf.debugging.assert_greater(scale, 1.0, message="scale must be above 1")
+        shape = tf.shape(image)
+        out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
+        out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
+        rgb = tf.cast(image, tf.float64) / 255
+        ycbcr = (tf.tensordot(rgb, tf.constant(RGB_TO_YCBCR.T), 1) + YCBCR_OFFSET) / 255
+        ycbcr = tf_imresize(ycbcr, out_height, out_width)
+        luminance = self.model(tf.cast(ycbcr[None, :, :, :1], tf.float32), training=False)[0]
+        ycbcr = tf.concat([tf.cast(luminance, tf.float64), ycbcr[:, :, 1:]], axis=2)
+        rgb = tf.tensordot(ycbcr * 255 - YCBCR_OFFSET, tf.constant(YCBCR_TO_RGB.T), 1)
+        return tf.cast(tf.floor(tf.clip_by_value(rgb, 0, 1) * 255 + 0.5), tf.uint8)
+
+
+def export_saved_model(model, directory: str) -> None:
+    """Writes the SavedModel with the `serving_default` signature (image, scale) -> enlarged image."""
+    enlarger = Enlarger(model)
+    tf.saved_model.save(enlarger, directory, signatures={"serving_default": enlarger.serve})

@@ -1,0 +1,204 @@
+"""Enlarging a user's own pictures with VDSR.
+
+Colour pictures go to YCbCr (MATLAB `rgb2ycbcr` on floats); VDSR enlarges Y,
+the project's MATLAB bicubic `imresize` enlarges Cb, Cr and any alpha channel,
+and the result goes back to RGB. Grayscale stays grayscale and 16-bit PNGs
+keep 16 bits. The output is ceil(height * scale) x ceil(width * scale), as
+MATLAB's `imresize` makes it.
+"""
+
+import glob
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import png
+from absl import logging
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from vdsr_tf.atomic import atomic_path
+from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
+from vdsr_tf.images import ImageReadError, list_images
+from vdsr_tf.imresize import imresize
+
+MAX_SCALE = 8.0
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """Pixels as read: HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA); uint8 or uint16."""
+
+    pixels: np.ndarray
+    format: str  # Pillow's name of the file format, e.g. "PNG"
+
+
+def check_scale(scale: float) -> float:
+    """VDSR enlarges by any real factor above 1; beyond MAX_SCALE (8) it has nothing left to add."""
+    if not math.isfinite(scale) or not 1 < scale <= MAX_SCALE:
+        raise ValueError(f"--scale must lie in (1, {MAX_SCALE:g}], got {scale}")
+    return scale
+
+
+def _png_bit_depth(path: str) -> int:
+    reader = png.Reader(filename=path)
+    reader.preamble()
+    return reader.bitdepth
+
+
+def _read_png16(path: str) -> np.ndarray:
+    """16-bit colour PNG via pypng: Pillow would cut it to 8 bits."""
+    width, height, rows, info = png.Reader(filename=path).asDirect()
+    planes = info["planes"]
+    pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
+    return pixels if planes > 1 else pixels[:, :, 0]
+
+
+def read_picture(path: str) -> Picture:
+    """Reads any image Pillow opens, EXIF orientation applied.
+
+    Raises:
+      ImageReadError: naming the file, if it is missing, truncated, empty or not an image.
+    """
+    try:
+        with Image.open(path) as image:
+            file_format = image.format
+            if file_format == "PNG" and image.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
+                return Picture(_read_png16(path), file_format)
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I;16") or image.mode == "I":
+                pixels = np.asarray(image).astype(np.uint16)
+            elif image.mode in ("L", "LA", "RGB", "RGBA"):
+                pixels = np.asarray(image)
+            elif image.mode in ("1", "P") or image.mode == "PA":
+                has_alpha = image.mode == "PA" or "transparency" in image.info
+                pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+            else:
+                pixels = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (OSError, SyntaxError, ValueError, png.Error, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"{path}: not a readable image ({error})") from None
+    if pixels.size == 0:
+        raise ImageReadError(f"{path}: image has zero size")
+    return Picture(pixels, file_format)
+
+
+def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
+    """Runs `predict` over `tile` x `tile` blocks of an HxW float32 image, each with `margin` context.
+
+    A 3x3 convolution looks one pixel further each layer, so with `margin` equal
+    to the network depth every kept pixel sees exactly what whole-image
+    inference would show it, zero padding at the image border included: the
+    result equals whole-image inference up to float rounding.
+    """
+    height, width = image.shape
+    out = np.empty((height, width), np.float32)
+    for top in range(0, height, tile):
+        for left in range(0, width, tile):
+            bottom, right = min(top + tile, height), min(left + tile, width)
+            context_top, context_left = max(top - margin, 0), max(left - margin, 0)
+            block = image[context_top : min(bottom + margin, height), context_left : min(right + margin, width)]
+            result = predict(block)
+            out[top:bottom, left:right] = result[
+                top - context_top : bottom - context_top, left - context_left : right - context_left
+            ]
+    return out
+
+
+def _quantise(values: np.ndarray, dtype) -> np.ndarray:
+    """[0, 1] floats to uint8/uint16 levels, clipped and rounded half up (MATLAB's cast)."""
+    peak = np.iinfo(dtype).max
+    return np.floor(np.clip(values, 0, 1) * peak + 0.5).astype(dtype)
+
+
+def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int) -> np.ndarray:
+    """Enlarges a picture's pixels (see `Picture`) by `scale`; same channels and dtype out."""
+    peak = np.iinfo(pixels.dtype).max
+    values = pixels.astype(np.float64) / peak
+    if values.ndim == 2:
+        values = values[:, :, None]
+    channels = values.shape[2]
+    colour, alpha = values[:, :, : 3 if channels >= 3 else 1], values[:, :, channels - 1 :] if channels in (2, 4) else None
+    out_shape = (math.ceil(values.shape[0] * scale), math.ceil(values.shape[1] * scale))
+    if colour.shape[2] == 3:
+        ycbcr = imresize(rgb2ycbcr(colour), output_shape=out_shape)
+    else:
+        ycbcr = imresize(colour, output_shape=out_shape)
+    ycbcr[:, :, 0] = predict_tiled(predict, ycbcr[:, :, 0].astype(np.float32), tile=tile, margin=margin)
+    result = ycbcr2rgb(ycbcr) if colour.shape[2] == 3 else ycbcr
+    if alpha is not None:
+        result = np.concatenate([result, imresize(alpha, output_shape=out_shape)], axis=2)
+    result = _quantise(result, pixels.dtype)
+    return result[:, :, 0] if pixels.ndim == 2 else result
+
+
+def expand_inputs(pattern: str) -> list[str]:
+    """A file, every image of a folder, or the files a glob matches, sorted.
+
+    Raises:
+      ValueError: naming the path, if nothing matches.
+    """
+    if os.path.isdir(pattern):
+        paths = list_images(pattern)
+    elif os.path.isfile(pattern):
+        paths = [pattern]
+    else:
+        paths = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+    if not paths:
+        raise ValueError(f"--input: nothing at {pattern}" if not glob.has_magic(pattern) else f"--input: no file matches {pattern}")
+    return paths
+
+
+def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(out_dir, f"{stem}_x{scale:g}.{_EXTENSIONS[file_format]}")
+
+
+def output_format(picture: Picture, requested: str | None) -> str:
+    if requested:
+        return FORMATS[requested]
+    if picture.pixels.dtype == np.uint16 or picture.format not in _EXTENSIONS:
+        return "PNG"
+    return picture.format
+
+
+def write_picture(pixels: np.ndarray, path: str, file_format: str) -> None:
+    """Writes atomically. 16-bit pixels are kept in PNG and cut to 8 bits in other formats."""
+    if pixels.dtype == np.uint16 and file_format != "PNG":
+        pixels = (pixels // 257).astype(np.uint8)
+    if file_format == "JPEG" and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        raise ValueError(f"{path}: JPEG cannot store the alpha channel; use --format=png")
+    with atomic_path(path, suffix=os.path.splitext(path)[1]) as temporary:
+        if pixels.dtype == np.uint16 and pixels.ndim == 3:
+            height, width, planes = pixels.shape
+            writer = png.Writer(width, height, greyscale=planes == 2, alpha=planes in (2, 4), bitdepth=16)
+            with open(temporary, "wb") as file:
+                writer.write(file, pixels.reshape(height, width * planes))
+        else:
+            options = {"quality": 95} if file_format in ("JPEG", "WEBP") else {}
+            Image.fromarray(pixels).save(temporary, format=file_format, **options)
+
+
+def enlarge_files(
+    paths: list[str], *, out_dir: str, scale: float, predict, tile: int, margin: int,
+    requested_format: str | None = None, overwrite: bool = False,
+) -> list[tuple[str, str]]:
+    """Enlarges every file; returns (path, error) for those that failed. The others are written."""
+    failures = []
+    for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
+        try:
+            picture = read_picture(path)
+            file_format = output_format(picture, requested_format)
+            destination = output_path(path, out_dir, scale, file_format)
+            if os.path.exists(destination) and not overwrite:
+                raise ValueError(f"{destination}: exists (use --overwrite to replace it)")
+            write_picture(enlarge(picture.pixels, scale, predict, tile=tile, margin=margin), destination, file_format)
+            logging.info("wrote %s", destination)
+        except ValueError as error:
+            logging.error("%s", error)
+            failures.append((path, str(error)))
+    return failures
