@@ -148,3 +148,14 @@ def test_two_logical_devices_train_like_one(tiny_training):
     # The gradient of the global batch is summed over the two replicas before the clip,
     # so both runs take the same steps up to float32 reduction order.
     assert difference < 1e-5
+
+
+def test_starting_from_exported_weights_continues_step_and_record(tiny_training, tmp_path):
+    train(dataclasses.replace(tiny_training, max_steps=3))
+    exported = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    # A new session: the state folder is gone, only the exported weights and the record remain.
+    carried = dataclasses.replace(tiny_training, checkpoint_dir=str(tmp_path / "next"), init_weights=exported, max_steps=3)
+    record = train(carried)
+    assert record["steps"] == 6
+    assert [row["step"] for row in record["validation"]] == [0, 3, 6]
+    assert _weights(carried)[1]["step"] == 6

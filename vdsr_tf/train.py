@@ -154,11 +154,14 @@ class _StopRequest:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-def _load_record(path: str, step: int, config: TrainConfig) -> dict:
+def _load_record(paths: list[str], step: int, config: TrainConfig) -> dict:
+    """The first training record found among `paths`, cut back to `step`, or a new one."""
     record = {"steps": 0, "wall_seconds": 0.0, "learning_rate": [], "validation": []}
-    if os.path.isfile(path):
-        with open(path) as file:
-            record = json.load(file)
+    for path in paths:
+        if os.path.isfile(path):
+            with open(path) as file:
+                record = json.load(file)
+            break
     record["validation"] = [row for row in record["validation"] if row["step"] <= step]
     record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
     record["config"] = asdict(config)
@@ -223,7 +226,12 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     record_path = os.path.join(config.checkpoint_dir, RECORD_NAME)
     os.makedirs(config.checkpoint_dir, exist_ok=True)
     step = int(step_variable.numpy())
-    record = _load_record(record_path, step, config)
+    # A run started from exported weights (say in a new session, where state/ is gone) carries on
+    # the record that was saved beside those weights.
+    record_sources = [record_path]
+    if config.init_weights and not manager.latest_checkpoint:
+        record_sources.append(os.path.join(os.path.dirname(config.init_weights), RECORD_NAME))
+    record = _load_record(record_sources, step, config)
     wall_at_start = record["wall_seconds"]
     started = time.time()
     end = config.total_steps if not config.max_steps else min(config.total_steps, step + config.max_steps)
@@ -247,17 +255,13 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         row = {"step": step}
         with writer.as_default(step=step):
             for scale, images in validation.items():
-                psnrs = []
-                for image in images:
-                    output = predict(image.interpolated)
-                    psnrs.append(score(image, output, scale)[0])
-                row[f"psnr_x{scale}"] = float(np.mean(psnrs))
+                outputs = [predict(image.interpolated) for image in images]
+                row[f"psnr_x{scale}"] = float(np.mean([score(image, output, scale)[0] for image, output in zip(images, outputs)]))
                 tf.summary.scalar(f"val/psnr_x{scale}", row[f"psnr_x{scale}"])
                 if scale == min(validation):
-                    image = images[0]
+                    first = images[0]
                     panel = np.concatenate(
-                        [to_uint8_range(image.interpolated), to_uint8_range(output if len(images) == 1 else predict(image.interpolated)), image.ground_truth],
-                        axis=1,
+                        [to_uint8_range(first.interpolated), to_uint8_range(outputs[0]), first.ground_truth], axis=1
                     )
                     tf.summary.image("val/bicubic_vdsr_truth", (panel / 255.0)[None, :, :, None].astype(np.float32))
         record["validation"].append(row)
