@@ -1,10 +1,10 @@
 """VDSR in TensorFlow/Keras: the command line. Parses flags and dispatches.
 
-    python main.py --is_train=True --grad_clip=1e-3       # train (resumes if a state exists)
-    python main.py --is_train=False                        # evaluate: the paper's Table 3
-    python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
-    python main.py --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
-    python main.py --export_saved_model=DIR                          # TF Serving model
+python main.py --is_train=True --grad_clip=1e-3       # train (resumes if a state exists)
+python main.py --is_train=False                        # evaluate: the paper's Table 3
+python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
+python main.py --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
+python main.py --export_saved_model=DIR                          # TF Serving model
 """
 
 import os
@@ -18,14 +18,32 @@ WEIGHTS_NAME = "vdsr.h5"
 PAPER_DATASETS = ("Set5", "Set14", "B100", "Urban100")
 
 flags.DEFINE_bool("is_train", False, "Train (True) or evaluate (False).")
-flags.DEFINE_string("checkpoint_dir", "checkpoints", "Folder of vdsr.h5 (weights) and, when training, state/ and the training record.")
-flags.DEFINE_string("data_dir", None, "Folder holding test/<dataset>/ and train/ (default: ../shared/datasets if present, else data/datasets).")
-flags.DEFINE_integer("depth", None, "Network depth (paper: 20). Training default 20; evaluation checks the checkpoint against it when given.")
+flags.DEFINE_string(
+    "checkpoint_dir", "checkpoints", "Folder of vdsr.h5 (weights) and, when training, state/ and the training record."
+)
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder holding test/<dataset>/ and train/ (default: ../shared/datasets if present, else data/datasets).",
+)
+flags.DEFINE_integer(
+    "depth",
+    None,
+    "Network depth (paper: 20). Training default 20; evaluation checks the checkpoint against it when given.",
+)
 flags.DEFINE_integer("width", 64, "Filters per hidden layer (paper: 64).")
-flags.DEFINE_bool("residual", True, "Residual learning: output = input + network (paper); False for the paper's Table 1 baseline.")
-flags.DEFINE_string("import_matconvnet", None, "Convert the authors' VDSR_Official.mat into <checkpoint_dir>/vdsr.h5 and exit.")
+flags.DEFINE_bool(
+    "residual", True, "Residual learning: output = input + network (paper); False for the paper's Table 1 baseline."
+)
+flags.DEFINE_string(
+    "import_matconvnet", None, "Convert the authors' VDSR_Official.mat into <checkpoint_dir>/vdsr.h5 and exit."
+)
 # Evaluation.
-flags.DEFINE_list("test_datasets", None, "Datasets under <data_dir>/test to evaluate (default: those of Set5, Set14, B100, Urban100 present).")
+flags.DEFINE_list(
+    "test_datasets",
+    None,
+    "Datasets under <data_dir>/test to evaluate (default: those of Set5, Set14, B100, Urban100 present).",
+)
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
@@ -33,13 +51,26 @@ flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y i
 flags.DEFINE_string("input", None, "Image file, folder or glob to enlarge (instead of evaluating).")
 flags.DEFINE_float("scale", 2.0, "Enlargement factor for --input: any real number in (1, 8].")
 flags.DEFINE_string("output", "enlarged", "Folder for the enlarged images (<name>_x<scale>.<ext>).")
-flags.DEFINE_enum("format", None, ["png", "jpeg", "jpg", "webp", "bmp", "tiff"], "Output format (default: the input's; PNG for 16-bit input).")
+flags.DEFINE_enum(
+    "format",
+    None,
+    ["png", "jpeg", "jpg", "webp", "bmp", "tiff"],
+    "Output format (default: the input's; PNG for 16-bit input).",
+)
 flags.DEFINE_integer("tile", 512, "Tile side for inference on large images; bounds memory (~0.4 GB at 512).")
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-flags.DEFINE_string("export_saved_model", None, "Write a TensorFlow SavedModel (RGB uint8 image, scale -> RGB uint8) to this folder and exit.")
+flags.DEFINE_string(
+    "export_saved_model",
+    None,
+    "Write a TensorFlow SavedModel (RGB uint8 image, scale -> RGB uint8) to this folder and exit.",
+)
 # Training.
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file from data/generate_dataset/generate_train.py.")
-flags.DEFINE_string("validation_dataset", "Set5", "Dataset under <data_dir>/test for the validation curves (the paper's Figure curves use Set5).")
+flags.DEFINE_string(
+    "validation_dataset",
+    "Set5",
+    "Dataset under <data_dir>/test for the validation curves (the paper's Figure curves use Set5).",
+)
 flags.DEFINE_float("lr", 0.1, "Initial learning rate (paper: 0.1).")
 flags.DEFINE_integer("lr_decay_epochs", 20, "Divide the learning rate by 10 every this many epochs (paper: 20).")
 flags.DEFINE_integer("epochs", 80, "Epochs (paper: 80).")
@@ -52,7 +83,9 @@ flags.DEFINE_integer("max_steps", 0, "Stop after this many steps in this run (0:
 flags.DEFINE_integer("validate_every", 0, "Also validate every this many steps (0: only at epoch ends).")
 flags.DEFINE_float("save_every_minutes", 5.0, "Save the training state at least this often.")
 flags.DEFINE_integer("seed", 123, "Seed of weight initialisation and data order.")
-flags.DEFINE_string("init_weights", None, "Start from this vdsr.h5 (and its step) when checkpoint_dir holds no training state.")
+flags.DEFINE_string(
+    "init_weights", None, "Start from this vdsr.h5 (and its step) when checkpoint_dir holds no training state."
+)
 FLAGS = flags.FLAGS
 
 
@@ -99,7 +132,9 @@ def import_official(mat_path: str) -> None:
     weights = read_matconvnet(mat_path)
     model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1])
     set_conv_weights(model, weights, source=mat_path)
-    save_weights(model, _weights_path(), residual=True, metadata={"source": f"imported from {os.path.basename(mat_path)}"})
+    save_weights(
+        model, _weights_path(), residual=True, metadata={"source": f"imported from {os.path.basename(mat_path)}"}
+    )
     logging.info("wrote %s from %s", _weights_path(), mat_path)
 
 
@@ -110,8 +145,12 @@ def run_evaluation() -> None:
     scales = _scales(FLAGS.scales)
     data_dir = _data_dir()
     model, attributes = _load_checkpoint()
-    logging.info("evaluating %s (%s, step %s)", _weights_path(), attributes.get("source", "?"), attributes.get("step", "-"))
-    rows = evaluate(model, data_dir=data_dir, datasets=_test_datasets(data_dir), scales=scales, save_dir=FLAGS.save_images)
+    logging.info(
+        "evaluating %s (%s, step %s)", _weights_path(), attributes.get("source", "?"), attributes.get("step", "-")
+    )
+    rows = evaluate(
+        model, data_dir=data_dir, datasets=_test_datasets(data_dir), scales=scales, save_dir=FLAGS.save_images
+    )
     print(format_table(rows))
     if FLAGS.results_json:
         write_json(FLAGS.results_json, rows)
@@ -149,12 +188,21 @@ def run_enlarge() -> int:
     model, _ = _load_checkpoint()
     _writable_folder(FLAGS.output, "--output")
     failures = enlarge_files(
-        paths, out_dir=FLAGS.output, scale=scale, predict=make_predictor(model), tile=FLAGS.tile,
-        margin=len(conv_layers(model)), requested_format=FLAGS.format, overwrite=FLAGS.overwrite,
+        paths,
+        out_dir=FLAGS.output,
+        scale=scale,
+        predict=make_predictor(model),
+        tile=FLAGS.tile,
+        margin=len(conv_layers(model)),
+        requested_format=FLAGS.format,
+        overwrite=FLAGS.overwrite,
     )
     if failures:
-        print(f"{len(paths) - len(failures)} of {len(paths)} images enlarged; failed: "
-              + "; ".join(error for _, error in failures), file=sys.stderr)
+        print(
+            f"{len(paths) - len(failures)} of {len(paths)} images enlarged; failed: "
+            + "; ".join(error for _, error in failures),
+            file=sys.stderr,
+        )
         return 1
     return 0
 

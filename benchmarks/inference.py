@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from peak import matmul_gflops  # noqa: E402
+
 from vdsr_tf.model import build_vdsr  # noqa: E402
 
 FLOP_PER_PIXEL = 2 * 664_704

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from peak import matmul_gflops  # noqa: E402
+
 from vdsr_tf.model import build_vdsr  # noqa: E402
 from vdsr_tf.train import adjustable_clip, make_train_step  # noqa: E402
 
@@ -57,7 +58,9 @@ def main(argv):
         optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
         optimizer.build(model.trainable_variables)
         if name.startswith("project"):
-            step = make_train_step(model, optimizer, tf.distribute.get_strategy(), batch_size=64, weight_decay=1e-4, grad_clip=1e-3)
+            step = make_train_step(
+                model, optimizer, tf.distribute.get_strategy(), batch_size=64, weight_decay=1e-4, grad_clip=1e-3
+            )
         else:
             step = xla_step(model, optimizer)
         step(inputs, labels, learning_rate)[0].numpy()

@@ -37,7 +37,11 @@ def test_patch_corners_follow_matlab_loops():
 @pytest.mark.parametrize("shape", [(90, 100, 3), (61, 47, 3), (41, 41), (30, 80, 3)])
 @pytest.mark.parametrize(
     "settings",
-    [SMALL, PatchSettings(), PatchSettings(rotations=(0, 90, 180, 270), flips=("none", "ud"), downsizes=(1.0, 0.7, 0.5))],
+    [
+        SMALL,
+        PatchSettings(),
+        PatchSettings(rotations=(0, 90, 180, 270), flips=("none", "ud"), downsizes=(1.0, 0.7, 0.5)),
+    ],
 )
 def test_counts_match_generated_patches(shape, settings):
     image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
@@ -82,9 +86,11 @@ def test_generated_file_holds_every_patch_once_shuffled(tiny_data_dir, tmp_path)
         data, label, scale = file["data"][()], file["label"][()], file["scale"][()]
     assert data.shape == expected_inputs.shape == (summary["patches"], 21, 21, 1)
     assert np.bincount(scale).tolist() == np.bincount(np.concatenate([s for _, _, s in expected])).tolist()
+
     # Same patches as a multiset, but not in generation order.
     def key(array):
         return np.lexsort(array.reshape(len(array), -1).T)
+
     np.testing.assert_array_equal(data[key(data)], expected_inputs[key(expected_inputs)])
     np.testing.assert_array_equal(label[key(label)], expected_labels[key(expected_labels)])
     assert not np.array_equal(label, expected_labels)

@@ -2,9 +2,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
 from PIL import Image
 
-from conftest import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
 from vdsr_tf.evaluate import dataset_paths, evaluate, format_table
 from vdsr_tf.model import build_vdsr, conv_layers, set_conv_weights
 from vdsr_tf.official_weights import read_matconvnet

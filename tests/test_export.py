@@ -12,7 +12,9 @@ from vdsr_tf.model import build_vdsr
 @pytest.mark.parametrize("shape, out", [((13, 17, 2), (26, 34)), ((12, 9, 1), (30, 23)), ((20, 20, 3), (7, 5))])
 def test_graph_resize_equals_numpy_imresize(rng, shape, out):
     image = rng.random(shape)
-    np.testing.assert_allclose(tf_imresize(tf.constant(image), *out).numpy(), imresize(image, output_shape=out), atol=1e-12)
+    np.testing.assert_allclose(
+        tf_imresize(tf.constant(image), *out).numpy(), imresize(image, output_shape=out), atol=1e-12
+    )
 
 
 def test_saved_model_agrees_with_the_python_path(tmp_path, rng):

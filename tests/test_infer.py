@@ -1,13 +1,11 @@
 import os
-import subprocess
-import sys
 
 import numpy as np
 import png
 import pytest
+from conftest import last_line, run_main
 from PIL import Image
 
-from conftest import ROOT
 from vdsr_tf.evaluate import make_predictor
 from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled, read_picture
 from vdsr_tf.model import build_vdsr, conv_layers, save_weights
@@ -84,7 +82,9 @@ def test_sixteen_bit_png_keeps_sixteen_bits(tmp_path, predict):
         png.Writer(14, 12, greyscale=False, bitdepth=16).write(file, pixels.reshape(12, -1))
     picture = read_picture(str(path))
     np.testing.assert_array_equal(picture.pixels, pixels)
-    failures = enlarge_files([str(path)], out_dir=str(tmp_path / "out"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    failures = enlarge_files(
+        [str(path)], out_dir=str(tmp_path / "out"), scale=2, predict=predict, tile=64, margin=DEPTH
+    )
     assert not failures
     out = read_picture(str(tmp_path / "out" / "deep_x2.png")).pixels
     assert out.dtype == np.uint16 and out.shape == (24, 28, 3)
@@ -94,7 +94,10 @@ def test_sixteen_bit_png_keeps_sixteen_bits(tmp_path, predict):
 def test_sixteen_bit_gray(tmp_path, predict):
     pixels = (smooth_image((12, 14)).astype(np.uint16) * 250).astype(np.uint16)
     Image.fromarray(pixels).save(tmp_path / "g.png")
-    assert enlarge_files([str(tmp_path / "g.png")], out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH) == []
+    assert (
+        enlarge_files([str(tmp_path / "g.png")], out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH)
+        == []
+    )
     out = read_picture(str(tmp_path / "g_x2.png")).pixels
     assert out.dtype == np.uint16 and out.shape == (24, 28)
 
@@ -113,7 +116,12 @@ def test_output_follows_input_format(tmp_path, predict):
     paths = [str(tmp_path / "a.jpg"), str(tmp_path / "b.webp")]
     assert enlarge_files(paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH) == []
     assert sorted(os.listdir(tmp_path / "o")) == ["a_x2.jpg", "b_x2.webp"]
-    assert enlarge_files(paths, out_dir=str(tmp_path / "p"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="png") == []
+    assert (
+        enlarge_files(
+            paths, out_dir=str(tmp_path / "p"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="png"
+        )
+        == []
+    )
     assert sorted(os.listdir(tmp_path / "p")) == ["a_x2.png", "b_x2.png"]
 
 
@@ -141,11 +149,6 @@ def test_scale_limits(scale):
         check_scale(scale)
 
 
-def run_main(*flags):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *flags], capture_output=True, text=True, timeout=300, env=environment)
-
-
 @pytest.fixture
 def checkpoint(tmp_path):
     save_weights(build_vdsr(depth=3, width=4, seed=0), str(tmp_path / "ck" / "vdsr.h5"), residual=True)
@@ -157,7 +160,9 @@ def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint):
     folder.mkdir()
     Image.fromarray(smooth_image((16, 20, 3))).save(folder / "ok.png")
     (folder / "zero.png").write_bytes(b"")
-    result = run_main(f"--input={folder}", "--scale=2.5", f"--output={tmp_path / 'out'}", f"--checkpoint_dir={checkpoint}")
+    result = run_main(
+        f"--input={folder}", "--scale=2.5", f"--output={tmp_path / 'out'}", f"--checkpoint_dir={checkpoint}"
+    )
     assert result.returncode == 1
     assert "1 of 2 images enlarged" in result.stderr and "zero.png" in result.stderr
     assert os.listdir(tmp_path / "out") == ["ok_x2.5.png"]
@@ -176,14 +181,18 @@ def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint):
 )
 def test_command_line_errors(tmp_path, checkpoint, flags, message):
     Image.fromarray(smooth_image((16, 20, 3))).save(tmp_path / "p.png")
-    result = run_main(f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={checkpoint}", f"--output={tmp_path / 'o'}", *flags)
+    result = run_main(
+        f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={checkpoint}", f"--output={tmp_path / 'o'}", *flags
+    )
     assert result.returncode != 0
-    assert message in result.stderr.strip().splitlines()[-1]
+    assert message in last_line(result)
 
 
 def test_corrupt_checkpoint(tmp_path):
     (tmp_path / "ck").mkdir()
     (tmp_path / "ck" / "vdsr.h5").write_bytes(b"garbage")
     Image.fromarray(smooth_image((16, 20, 3))).save(tmp_path / "p.png")
-    result = run_main(f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={tmp_path / 'ck'}", f"--output={tmp_path / 'o'}")
-    assert result.returncode != 0 and "vdsr.h5" in result.stderr.strip().splitlines()[-1]
+    result = run_main(
+        f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={tmp_path / 'ck'}", f"--output={tmp_path / 'o'}"
+    )
+    assert result.returncode != 0 and "vdsr.h5" in last_line(result)

@@ -2,24 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from conftest import last_line, run_main
 
-from conftest import ROOT
 from vdsr_tf.model import build_vdsr, save_weights
-
-
-def run_main(*flags, cwd=ROOT):
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "main.py"), *flags], cwd=cwd, capture_output=True, text=True, timeout=300, env=environment
-    )
-
-
-def last_line(result):
-    return result.stderr.strip().splitlines()[-1]
 
 
 @pytest.fixture
@@ -32,8 +19,12 @@ def checkpoint_dir(tmp_path):
 def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_path):
     results = tmp_path / "results.json"
     result = run_main(
-        f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--test_datasets=Set5",
-        "--scales=2,3", f"--results_json={results}", f"--save_images={tmp_path / 'sr'}",
+        f"--checkpoint_dir={checkpoint_dir}",
+        f"--data_dir={tiny_data_dir}",
+        "--test_datasets=Set5",
+        "--scales=2,3",
+        f"--results_json={results}",
+        f"--save_images={tmp_path / 'sr'}",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| Set5 | x2 | 2 |" in result.stdout and "| Set5 | x3 | 2 |" in result.stdout
@@ -54,7 +45,9 @@ def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_pat
 )
 def test_evaluation_flag_errors(tiny_data_dir, checkpoint_dir, tmp_path, flags, message):
     results = tmp_path / "results.json"
-    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", f"--results_json={results}", *flags)
+    result = run_main(
+        f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", f"--results_json={results}", *flags
+    )
     assert result.returncode != 0
     assert message in last_line(result) and last_line(result).startswith("error:")
     assert not results.exists()
@@ -74,7 +67,12 @@ def test_missing_data_dir(checkpoint_dir, tmp_path):
 def test_corrupt_test_image_is_named_and_nothing_written(tiny_data_dir, checkpoint_dir, tmp_path):
     (tiny_data_dir / "test" / "Set5" / "z.png").write_bytes(b"\x89PNG broken")
     results = tmp_path / "results.json"
-    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--test_datasets=Set5", f"--results_json={results}")
+    result = run_main(
+        f"--checkpoint_dir={checkpoint_dir}",
+        f"--data_dir={tiny_data_dir}",
+        "--test_datasets=Set5",
+        f"--results_json={results}",
+    )
     assert result.returncode != 0 and "z.png: not a readable image" in last_line(result)
     assert not results.exists()
 

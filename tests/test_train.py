@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import ROOT
+
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
 from vdsr_tf.model import build_vdsr, read_weights
@@ -18,7 +18,10 @@ from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_t
 
 def test_paper_schedule():
     # 0.1 divided by 10 every 20 epochs of 125 steps: drops at steps 2,500, 5,000 and 7,500.
-    rates = [learning_rate_at(s, base_lr=0.1, decay_steps=2500, decay_factor=0.1) for s in (0, 2499, 2500, 5000, 7499, 7500, 9999)]
+    rates = [
+        learning_rate_at(s, base_lr=0.1, decay_steps=2500, decay_factor=0.1)
+        for s in (0, 2499, 2500, 5000, 7499, 7500, 9999)
+    ]
     np.testing.assert_allclose(rates, [0.1, 0.1, 0.01, 0.001, 0.001, 1e-4, 1e-4], rtol=1e-12)
 
 
@@ -35,7 +38,9 @@ def test_applied_gradient_elements_lie_within_theta_over_lr(rng):
     optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.0)
     optimizer.build(model.trainable_variables)
     theta, learning_rate = 1e-4, 0.1
-    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), batch_size=8, weight_decay=1e-4, grad_clip=theta)
+    step = make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), batch_size=8, weight_decay=1e-4, grad_clip=theta
+    )
     before = [v.numpy().copy() for v in model.trainable_variables]
     inputs = rng.random((8, 21, 21, 1)).astype(np.float32)
     _, fraction = step(tf.constant(inputs), tf.constant(inputs[::-1].copy()), tf.constant(learning_rate))
@@ -75,7 +80,9 @@ def test_resuming_half_way_equals_training_straight_through(tiny_training, tmp_p
     straight = dataclasses.replace(tiny_training, max_steps=8)
     record = train(straight)
     assert record["steps"] == 8
-    halves = dataclasses.replace(tiny_training, checkpoint_dir=str(tmp_path / "halves"), log_dir=str(tmp_path / "logs2"), max_steps=4)
+    halves = dataclasses.replace(
+        tiny_training, checkpoint_dir=str(tmp_path / "halves"), log_dir=str(tmp_path / "logs2"), max_steps=4
+    )
     train(halves)
     assert _weights(halves)[1]["step"] == 4
     record = train(halves)
@@ -97,7 +104,15 @@ def test_tensorboard_holds_the_validation_curves(tiny_training):
     for name in os.listdir(tiny_training.log_dir):
         for event in tf.compat.v1.train.summary_iterator(os.path.join(tiny_training.log_dir, name)):
             tags.update(value.tag for value in event.summary.value)
-    expected = {"val/psnr_x2", "val/psnr_x3", "val/psnr_x4", "train/loss", "train/lr", "train/clipped_fraction", "val/bicubic_vdsr_truth"}
+    expected = {
+        "val/psnr_x2",
+        "val/psnr_x3",
+        "val/psnr_x4",
+        "train/loss",
+        "train/lr",
+        "train/clipped_fraction",
+        "val/bicubic_vdsr_truth",
+    }
     assert expected <= tags
     assert os.path.isfile(os.path.join(tiny_training.checkpoint_dir, "training_curve.png"))
 
@@ -154,7 +169,9 @@ def test_starting_from_exported_weights_continues_step_and_record(tiny_training,
     train(dataclasses.replace(tiny_training, max_steps=3))
     exported = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
     # A new session: the state folder is gone, only the exported weights and the record remain.
-    carried = dataclasses.replace(tiny_training, checkpoint_dir=str(tmp_path / "next"), init_weights=exported, max_steps=3)
+    carried = dataclasses.replace(
+        tiny_training, checkpoint_dir=str(tmp_path / "next"), init_weights=exported, max_steps=3
+    )
     record = train(carried)
     assert record["steps"] == 6
     assert [row["step"] for row in record["validation"]] == [0, 3, 6]

@@ -56,7 +56,9 @@ def score(image: TestImage, output: np.ndarray, scale: int) -> tuple[float, floa
     return psnr_y(image.ground_truth, restored, scale), ssim_y(image.ground_truth, restored, scale)
 
 
-def evaluate_images(predict, images: list[TestImage], scale: int, *, save_dir: str | None = None, progress: str | None = None):
+def evaluate_images(
+    predict, images: list[TestImage], scale: int, *, save_dir: str | None = None, progress: str | None = None
+):
     """Mean bicubic and network PSNR/SSIM over `images`, and mean seconds of network time per image."""
     rows, seconds = [], []
     for image in tqdm(images, desc=progress, unit="img", leave=False, disable=progress is None):
@@ -95,7 +97,9 @@ def dataset_paths(data_dir: str, dataset: str) -> list[str]:
     return paths
 
 
-def evaluate(model, *, data_dir: str, datasets: list[str], scales: list[int], save_dir: str | None = None) -> list[dict]:
+def evaluate(
+    model, *, data_dir: str, datasets: list[str], scales: list[int], save_dir: str | None = None
+) -> list[dict]:
     """One row per (dataset, scale), as `evaluate_images` returns, with the dataset and scale added.
 
     Raises:

@@ -22,9 +22,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     absx = np.abs(x)
     absx2 = absx * absx
     absx3 = absx2 * absx
-    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (
-        -0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2
-    ) * ((absx > 1) & (absx <= 2))
+    return (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1) + (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * (
+        (absx > 1) & (absx <= 2)
+    )
 
 
 def _contributions(in_length: int, out_length: int, scale: float):

@@ -122,7 +122,10 @@ def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int
     if values.ndim == 2:
         values = values[:, :, None]
     channels = values.shape[2]
-    colour, alpha = values[:, :, : 3 if channels >= 3 else 1], values[:, :, channels - 1 :] if channels in (2, 4) else None
+    colour, alpha = (
+        values[:, :, : 3 if channels >= 3 else 1],
+        values[:, :, channels - 1 :] if channels in (2, 4) else None,
+    )
     out_shape = (math.ceil(values.shape[0] * scale), math.ceil(values.shape[1] * scale))
     if colour.shape[2] == 3:
         ycbcr = imresize(rgb2ycbcr(colour), output_shape=out_shape)
@@ -149,7 +152,9 @@ def expand_inputs(pattern: str) -> list[str]:
     else:
         paths = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
     if not paths:
-        raise ValueError(f"--input: nothing at {pattern}" if not glob.has_magic(pattern) else f"--input: no file matches {pattern}")
+        raise ValueError(
+            f"--input: nothing at {pattern}" if not glob.has_magic(pattern) else f"--input: no file matches {pattern}"
+        )
     return paths
 
 
@@ -184,8 +189,15 @@ def write_picture(pixels: np.ndarray, path: str, file_format: str) -> None:
 
 
 def enlarge_files(
-    paths: list[str], *, out_dir: str, scale: float, predict, tile: int, margin: int,
-    requested_format: str | None = None, overwrite: bool = False,
+    paths: list[str],
+    *,
+    out_dir: str,
+    scale: float,
+    predict,
+    tile: int,
+    margin: int,
+    requested_format: str | None = None,
+    overwrite: bool = False,
 ) -> list[tuple[str, str]]:
     """Enlarges every file; returns (path, error) for those that failed. The others are written."""
     failures = []

@@ -14,9 +14,7 @@ _PEAK = 255.0
 
 def _prepare(reference: np.ndarray, test: np.ndarray, border: int):
     if reference.shape != test.shape or reference.ndim != 2:
-        raise ValueError(
-            f"metrics: expected two HxW arrays of equal shape, got {reference.shape} and {test.shape}"
-        )
+        raise ValueError(f"metrics: expected two HxW arrays of equal shape, got {reference.shape} and {test.shape}")
     return shave(reference, border).astype(np.float64), shave(test, border).astype(np.float64)
 
 

@@ -96,8 +96,7 @@ def read_weights(path: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
                 raise ValueError(f"{path}: not a vdsr_tf weights file (format attribute missing)")
             depth = int(attributes["depth"])
             weights = [
-                (file[f"kernel_{index:02d}"][()], file[f"bias_{index:02d}"][()])
-                for index in range(1, depth + 1)
+                (file[f"kernel_{index:02d}"][()], file[f"bias_{index:02d}"][()]) for index in range(1, depth + 1)
             ]
     except (OSError, KeyError) as error:
         raise ValueError(f"{path}: unreadable weights file ({error})") from None
@@ -128,6 +127,7 @@ def set_conv_weights(model: keras.Model, weights, *, source: str) -> None:
         expected = [tuple(variable.shape) for variable in layer.weights]
         if [kernel.shape, bias.shape] != expected:
             raise ValueError(
-                f"{source}: layer {index} has shapes {kernel.shape}, {bias.shape}; expected {expected[0]}, {expected[1]}"
+                f"{source}: layer {index} has shapes {kernel.shape}, {bias.shape}; "
+                f"expected {expected[0]}, {expected[1]}"
             )
         layer.set_weights([kernel, bias])

@@ -195,9 +195,15 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     if patches.patch_size < receptive_field:
         logging.warning(
             "patches are %dx%d, smaller than the %dx%d receptive field of depth %d",
-            patches.patch_size, patches.patch_size, receptive_field, receptive_field, config.depth,
+            patches.patch_size,
+            patches.patch_size,
+            receptive_field,
+            receptive_field,
+            config.depth,
         )
-    validation = {scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales}
+    validation = {
+        scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales
+    }
 
     with strategy.scope():
         model = build_vdsr(depth=config.depth, width=config.width, residual=config.residual, seed=config.seed)
@@ -218,8 +224,12 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         logging.info("started from %s at step %d (momentum reset)", config.init_weights, int(step_variable.numpy()))
 
     train_step = make_train_step(
-        model, optimizer, strategy,
-        batch_size=config.batch_size, weight_decay=config.weight_decay, grad_clip=config.grad_clip,
+        model,
+        optimizer,
+        strategy,
+        batch_size=config.batch_size,
+        weight_decay=config.weight_decay,
+        grad_clip=config.grad_clip,
     )
     predict = make_predictor(model)
     writer = tf.summary.create_file_writer(config.log_dir)
@@ -246,7 +256,9 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         record["steps"] = step
         record["wall_seconds"] = wall_at_start + time.time() - started
         metadata = {"step": step, "source": "trained by vdsr_tf.train", "train_h5": os.path.basename(config.train_h5)}
-        save_weights(model, os.path.join(config.checkpoint_dir, WEIGHTS_NAME), residual=config.residual, metadata=metadata)
+        save_weights(
+            model, os.path.join(config.checkpoint_dir, WEIGHTS_NAME), residual=config.residual, metadata=metadata
+        )
         write_json(record_path, record)
         if record["validation"]:
             plot_validation_curve(record["validation"], os.path.join(config.checkpoint_dir, CURVE_NAME))
@@ -256,7 +268,9 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         with writer.as_default(step=step):
             for scale, images in validation.items():
                 outputs = [predict(image.interpolated) for image in images]
-                row[f"psnr_x{scale}"] = float(np.mean([score(image, output, scale)[0] for image, output in zip(images, outputs)]))
+                row[f"psnr_x{scale}"] = float(
+                    np.mean([score(image, output, scale)[0] for image, output in zip(images, outputs)])
+                )
                 tf.summary.scalar(f"val/psnr_x{scale}", row[f"psnr_x{scale}"])
                 if scale == min(validation):
                     first = images[0]
@@ -275,8 +289,12 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         while step < end and not stop.requested:
             epoch = step // config.steps_per_epoch
             epoch_end = min((epoch + 1) * config.steps_per_epoch, end)
-            with tqdm(total=config.steps_per_epoch, initial=step - epoch * config.steps_per_epoch,
-                      desc=f"epoch {epoch + 1}/{config.epochs}", unit="step") as bar:
+            with tqdm(
+                total=config.steps_per_epoch,
+                initial=step - epoch * config.steps_per_epoch,
+                desc=f"epoch {epoch + 1}/{config.epochs}",
+                unit="step",
+            ) as bar:
                 while step < epoch_end and not stop.requested:
                     learning_rate = learning_rate_at(
                         step, base_lr=config.lr, decay_steps=decay_steps, decay_factor=config.lr_decay_factor
@@ -288,12 +306,15 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                     )
                     optimizer.learning_rate = learning_rate
                     loss, clipped_fraction = train_step(
-                        _distribute(strategy, inputs), _distribute(strategy, labels), tf.constant(learning_rate, tf.float32)
+                        _distribute(strategy, inputs),
+                        _distribute(strategy, labels),
+                        tf.constant(learning_rate, tf.float32),
                     )
                     loss = float(loss)
                     if not math.isfinite(loss):
                         raise FloatingPointError(
-                            f"training loss became {loss} at step {step + 1}; the checkpoint of step {saved_step} is kept"
+                            f"training loss became {loss} at step {step + 1}; "
+                            f"the checkpoint of step {saved_step} is kept"
                         )
                     step += 1
                     step_variable.assign(step)
@@ -301,7 +322,9 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                         tf.summary.scalar("train/loss", loss)
                         tf.summary.scalar("train/lr", learning_rate)
                         tf.summary.scalar("train/clipped_fraction", float(clipped_fraction))
-                    bar.set_postfix(loss=f"{loss:.4f}", lr=f"{learning_rate:g}", clipped=f"{float(clipped_fraction):.2f}")
+                    bar.set_postfix(
+                        loss=f"{loss:.4f}", lr=f"{learning_rate:g}", clipped=f"{float(clipped_fraction):.2f}"
+                    )
                     bar.update(1)
                     if config.validate_every and step % config.validate_every == 0 and step % config.steps_per_epoch:
                         validate()

@@ -1,6 +1,6 @@
 """Writes the VDSR training patches (the authors' generate_train.m) to an HDF5 file.
 
-    python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=train.h5
+python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=train.h5
 """
 
 import os
@@ -15,7 +15,11 @@ from vdsr_tf.data import PatchSettings, generate_training_h5  # noqa: E402
 from vdsr_tf.images import list_images  # noqa: E402
 from vdsr_tf.paths import default_data_dir  # noqa: E402
 
-flags.DEFINE_string("data_dir", None, "Folder holding train/T91 and train/BSD200 (default: ../shared/datasets if present, else data/datasets).")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder holding train/T91 and train/BSD200 (default: ../shared/datasets if present, else data/datasets).",
+)
 flags.DEFINE_list("train_sets", ["T91", "BSD200"], "Subfolders of <data_dir>/train to read (the paper's 291 images).")
 flags.DEFINE_string("output", "train.h5", "HDF5 file to write.")
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to generate patches for.")
@@ -61,7 +65,11 @@ def main(argv):
         sys.exit(f"error: {error}")
     logging.info(
         "wrote %d patches from %d images to %s in %.1f s (%d unreadable skipped)",
-        summary["patches"], summary["images"], FLAGS.output, time.time() - started, len(summary["skipped"]),
+        summary["patches"],
+        summary["images"],
+        FLAGS.output,
+        time.time() - started,
+        len(summary["skipped"]),
     )
 
 
