@@ -2,11 +2,17 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from conftest import last_line, run_main
+from conftest import ROOT, last_line, run_main
 
-from vdsr_tf.model import build_vdsr, save_weights
+from vdsr_tf.data import PatchSettings, generate_training_h5
+from vdsr_tf.images import list_images
+from vdsr_tf.model import build_vdsr, read_weights, save_weights
 
 
 @pytest.fixture
@@ -104,3 +110,37 @@ def test_default_datasets_are_the_paper_sets_present(tiny_data_dir, checkpoint_d
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", "--scales=4")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| Set5 | x4 | 2 |" in result.stdout and "Set14" not in result.stdout
+
+
+def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_data_dir, tmp_path):
+    train_h5 = str(tmp_path / "train.h5")
+    paths = list_images(str(tiny_data_dir / "train" / "T91"))
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    log = open(tmp_path / "log.txt", "w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "--is_train=True",
+            f"--train_h5={train_h5}",
+            f"--data_dir={tiny_data_dir}",
+            f"--checkpoint_dir={tmp_path / 'ck'}",
+            f"--log_dir={tmp_path / 'logs'}",
+            "--depth=3",
+            "--width=8",
+            "--batch_size=8",
+            "--steps_per_epoch=100000",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.time() + 120
+    while "| 3/100000" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0, (tmp_path / "log.txt").read_text()[-2000:]
+    _, attributes = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
+    record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
+    assert attributes["step"] == record["steps"] >= 3
+    assert os.path.isfile(tmp_path / "ck" / "state" / "checkpoint")
