@@ -78,7 +78,12 @@ flags.DEFINE_integer("steps_per_epoch", 125, "Batches per epoch (paper: 9,960 it
 flags.DEFINE_integer("batch_size", 64, "Patches per step (paper: 64).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (paper: 0.9).")
 flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on the kernels (paper: 1e-4).")
-flags.DEFINE_float("grad_clip", 1e-3, "theta of the adjustable gradient clipping: elements are clipped to +-theta/lr.")
+flags.DEFINE_float(
+    "grad_clip",
+    1e-4,
+    "theta of the adjustable gradient clipping: elements are clipped to +-theta/lr. The paper gives no value; "
+    "1e-3 let the early steps kill most ReLUs here (see README), 1e-4 trains.",
+)
 flags.DEFINE_integer("max_steps", 0, "Stop after this many steps in this run (0: run the whole schedule).")
 flags.DEFINE_integer("validate_every", 0, "Also validate every this many steps (0: only at epoch ends).")
 flags.DEFINE_float("save_every_minutes", 5.0, "Save the training state at least this often.")

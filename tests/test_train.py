@@ -176,3 +176,21 @@ def test_starting_from_exported_weights_continues_step_and_record(tiny_training,
     assert record["steps"] == 6
     assert [row["step"] for row in record["validation"]] == [0, 3, 6]
     assert _weights(carried)[1]["step"] == 6
+
+
+def test_loss_is_per_patch_sum_averaged_over_the_batch(rng):
+    # The authors' normalisation (MatConvNet cnn_train): 1/2 ||r - f(x)||^2 summed over a
+    # patch's pixels, averaged over the batch. With a zero residual the output is the input,
+    # so the loss is 1/2 * sum((x - y)^2) / batch, computed here by hand.
+    model = build_vdsr(depth=3, width=4, seed=0)
+    last = model.layers[-2]
+    last.set_weights([np.zeros_like(w) for w in last.get_weights()])
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), batch_size=4, weight_decay=1e-4, grad_clip=1e-4
+    )
+    inputs = rng.random((4, 9, 9, 1)).astype(np.float32)
+    labels = rng.random((4, 9, 9, 1)).astype(np.float32)
+    loss, _ = step(tf.constant(inputs), tf.constant(labels), tf.constant(0.1))
+    assert float(loss) == pytest.approx(0.5 * np.sum((inputs - labels) ** 2) / 4, rel=1e-5)
