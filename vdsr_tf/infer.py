@@ -127,12 +127,10 @@ def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int
         values[:, :, channels - 1 :] if channels in (2, 4) else None,
     )
     out_shape = (math.ceil(values.shape[0] * scale), math.ceil(values.shape[1] * scale))
-    if colour.shape[2] == 3:
-        ycbcr = imresize(rgb2ycbcr(colour), output_shape=out_shape)
-    else:
-        ycbcr = imresize(colour, output_shape=out_shape)
-    ycbcr[:, :, 0] = predict_tiled(predict, ycbcr[:, :, 0].astype(np.float32), tile=tile, margin=margin)
-    result = ycbcr2rgb(ycbcr) if colour.shape[2] == 3 else ycbcr
+    # Y, Cb, Cr for colour pictures; Y alone for grayscale ones. VDSR enlarges Y, bicubic the rest.
+    planes = imresize(rgb2ycbcr(colour) if colour.shape[2] == 3 else colour, output_shape=out_shape)
+    planes[:, :, 0] = predict_tiled(predict, planes[:, :, 0].astype(np.float32), tile=tile, margin=margin)
+    result = ycbcr2rgb(planes) if colour.shape[2] == 3 else planes
     if alpha is not None:
         result = np.concatenate([result, imresize(alpha, output_shape=out_shape)], axis=2)
     result = _quantise(result, pixels.dtype)
