@@ -1,0 +1,51 @@
+"""data/generate_dataset/generate_train.py end to end."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+from conftest import ROOT
+
+SCRIPT = os.path.join(ROOT, "data", "generate_dataset", "generate_train.py")
+
+
+def run_script(*flags):
+    return subprocess.run([sys.executable, SCRIPT, *flags], capture_output=True, text=True, timeout=300)
+
+
+def test_writes_patches_and_reports_the_unreadable_image(tiny_data_dir, tmp_path):
+    output = tmp_path / "train.h5"
+    result = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", f"--output={output}", "--patch_size=21")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "d_corrupt.png" in result.stderr and "1 unreadable skipped" in result.stderr
+    with h5py.File(output, "r") as file:
+        assert file["data"].shape[1:] == (21, 21, 1) and file.attrs["images"] == 3
+
+
+def test_max_images(tiny_data_dir, tmp_path):
+    output = tmp_path / "train.h5"
+    result = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", f"--output={output}", "--max_images=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with h5py.File(output, "r") as file:
+        assert file.attrs["images"] == 1
+
+
+def test_missing_training_folder(tiny_data_dir, tmp_path):
+    result = run_script(f"--data_dir={tiny_data_dir}", f"--output={tmp_path / 'x.h5'}")  # no train/BSD200
+    assert result.returncode != 0
+    assert "--data_dir: no training folder" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_empty_training_folder(tmp_path):
+    (tmp_path / "train" / "T91").mkdir(parents=True)
+    result = run_script(f"--data_dir={tmp_path}", "--train_sets=T91", f"--output={tmp_path / 'x.h5'}")
+    assert result.returncode != 0 and "no images in T91" in result.stderr.strip().splitlines()[-1]
+
+
+def test_bad_setting(tiny_data_dir, tmp_path):
+    result = run_script(
+        f"--data_dir={tiny_data_dir}", "--train_sets=T91", "--rotations=45", f"--output={tmp_path / 'x.h5'}"
+    )
+    assert result.returncode != 0 and "rotations must be multiples of 90" in result.stderr.strip().splitlines()[-1]
