@@ -144,3 +144,30 @@ def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_data_dir, tmp_pa
     record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
     assert attributes["step"] == record["steps"] >= 3
     assert os.path.isfile(tmp_path / "ck" / "state" / "checkpoint")
+
+
+def test_kill_9_leaves_a_resumable_state(tiny_data_dir, tmp_path):
+    train_h5 = str(tmp_path / "train.h5")
+    paths = list_images(str(tiny_data_dir / "train" / "T91"))
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    flags = [
+        sys.executable, "main.py", "--is_train=True", f"--train_h5={train_h5}", f"--data_dir={tiny_data_dir}",
+        f"--checkpoint_dir={tmp_path / 'ck'}", f"--log_dir={tmp_path / 'logs'}", "--depth=3", "--width=8",
+        "--batch_size=8", "--steps_per_epoch=2", "--epochs=1000",
+    ]  # fmt: skip
+    with open(tmp_path / "log.txt", "w") as log:
+        process = subprocess.Popen(flags, cwd=ROOT, stdout=log, stderr=log)
+        deadline = time.time() + 120
+        # Saves happen at every epoch end (every 2 steps): kill while they keep coming.
+        while not (tmp_path / "ck" / "state" / "checkpoint").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.kill()
+        process.wait()
+    _, before = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
+    result = subprocess.run(flags[:-1] + ["--epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # --epochs=1 ends the schedule at step 2, already passed: the run restores and stops at once.
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed from" in result.stderr
+    _, after = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
+    assert after["step"] >= before["step"] >= 2
