@@ -1,10 +1,10 @@
 """VDSR in TensorFlow/Keras: the command line. Parses flags and dispatches.
 
-python main.py --is_train=True --grad_clip=1e-3       # train (resumes if a state exists)
+python main.py --is_train=True                         # train (resumes if a state exists)
 python main.py --is_train=False                        # evaluate: the paper's Table 3
 python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
 python main.py --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
-python main.py --export_saved_model=DIR                          # TF Serving model
+python main.py --export_saved_model=DIR                            # TF Serving model
 """
 
 import os
@@ -12,9 +12,8 @@ import sys
 
 from absl import app, flags, logging
 
-from vdsr_tf.paths import default_data_dir
+from vdsr_tf.paths import WEIGHTS_NAME, default_data_dir
 
-WEIGHTS_NAME = "vdsr.h5"
 PAPER_DATASETS = ("Set5", "Set14", "B100", "Urban100")
 
 flags.DEFINE_bool("is_train", False, "Train (True) or evaluate (False).")

@@ -35,6 +35,16 @@ def last_line(result):
 
 
 @pytest.fixture
+def checkpoint_dir(tmp_path):
+    """A folder holding a small (depth 3, width 4) vdsr.h5."""
+    from vdsr_tf.model import build_vdsr, save_weights
+
+    folder = tmp_path / "ck"
+    save_weights(build_vdsr(depth=3, width=4, seed=0), str(folder / "vdsr.h5"), residual=True)
+    return folder
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)
 

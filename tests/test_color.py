@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from vdsr_tf.color import rgb2ycbcr, rgb_to_y, ycbcr2rgb
-from vdsr_tf.images import matlab_uint8
+from vdsr_tf.images import matlab_cast
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,9 @@ def test_rgb_to_y_keeps_grayscale():
     assert rgb_to_y(gray) is gray
 
 
-def test_matlab_uint8_rounds_half_away_from_zero_and_saturates():
-    np.testing.assert_array_equal(matlab_uint8([0.5, 1.5, 2.5, -3, 254.5, 300]), [1, 2, 3, 0, 255, 255])
+def test_matlab_cast_rounds_half_away_from_zero_and_saturates():
+    np.testing.assert_array_equal(matlab_cast([0.5, 1.5, 2.5, -3, 254.5, 300]), [1, 2, 3, 0, 255, 255])
+    np.testing.assert_array_equal(matlab_cast([0.5, 65534.5, 70000], np.uint16), [1, 65535, 65535])
 
 
 def test_bad_shape():

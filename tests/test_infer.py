@@ -8,7 +8,7 @@ from PIL import Image
 
 from vdsr_tf.evaluate import make_predictor
 from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled, read_picture
-from vdsr_tf.model import build_vdsr, conv_layers, save_weights
+from vdsr_tf.model import build_vdsr, conv_layers
 
 DEPTH = 4
 
@@ -149,19 +149,13 @@ def test_scale_limits(scale):
         check_scale(scale)
 
 
-@pytest.fixture
-def checkpoint(tmp_path):
-    save_weights(build_vdsr(depth=3, width=4, seed=0), str(tmp_path / "ck" / "vdsr.h5"), residual=True)
-    return tmp_path / "ck"
-
-
-def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint):
+def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint_dir):
     folder = tmp_path / "photos"
     folder.mkdir()
     Image.fromarray(smooth_image((16, 20, 3))).save(folder / "ok.png")
     (folder / "zero.png").write_bytes(b"")
     result = run_main(
-        f"--input={folder}", "--scale=2.5", f"--output={tmp_path / 'out'}", f"--checkpoint_dir={checkpoint}"
+        f"--input={folder}", "--scale=2.5", f"--output={tmp_path / 'out'}", f"--checkpoint_dir={checkpoint_dir}"
     )
     assert result.returncode == 1
     assert "1 of 2 images enlarged" in result.stderr and "zero.png" in result.stderr
@@ -179,10 +173,10 @@ def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint):
         (["--depth=20"], "has depth 3, but --depth=20"),
     ],
 )
-def test_command_line_errors(tmp_path, checkpoint, flags, message):
+def test_command_line_errors(tmp_path, checkpoint_dir, flags, message):
     Image.fromarray(smooth_image((16, 20, 3))).save(tmp_path / "p.png")
     result = run_main(
-        f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={checkpoint}", f"--output={tmp_path / 'o'}", *flags
+        f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={checkpoint_dir}", f"--output={tmp_path / 'o'}", *flags
     )
     assert result.returncode != 0
     assert message in last_line(result)

@@ -12,14 +12,7 @@ from conftest import ROOT, last_line, run_main
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
-from vdsr_tf.model import build_vdsr, read_weights, save_weights
-
-
-@pytest.fixture
-def checkpoint_dir(tmp_path):
-    folder = tmp_path / "ck"
-    save_weights(build_vdsr(depth=3, width=4, seed=0), str(folder / "vdsr.h5"), residual=True)
-    return folder
+from vdsr_tf.model import read_weights
 
 
 def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_path):

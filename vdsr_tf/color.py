@@ -8,7 +8,7 @@ in [0, 1] and the result is float in [0, 1], not rounded.
 
 import numpy as np
 
-from vdsr_tf.images import matlab_uint8
+from vdsr_tf.images import matlab_cast
 
 # Rows give Y, Cb, Cr from R, G, B in [0, 1], on the 0-255 output scale.
 RGB_TO_YCBCR = np.array(
@@ -35,7 +35,7 @@ def rgb2ycbcr(img: np.ndarray) -> np.ndarray:
     """MATLAB `rgb2ycbcr`: HxWx3 RGB (uint8, or float in [0, 1]) to YCbCr of the same dtype."""
     img = _check_rgb(img, "rgb2ycbcr")
     if img.dtype == np.uint8:
-        return matlab_uint8(img.astype(np.float64) @ (RGB_TO_YCBCR.T / 255) + YCBCR_OFFSET)
+        return matlab_cast(img.astype(np.float64) @ (RGB_TO_YCBCR.T / 255) + YCBCR_OFFSET)
     return (img.astype(np.float64) @ RGB_TO_YCBCR.T + YCBCR_OFFSET) / 255
 
 
@@ -48,7 +48,7 @@ def ycbcr2rgb(img: np.ndarray) -> np.ndarray:
     scale = 255.0 if img.dtype == np.uint8 else 1.0
     rgb = (img.astype(np.float64) * (255 / scale) - YCBCR_OFFSET) @ YCBCR_TO_RGB.T
     if img.dtype == np.uint8:
-        return matlab_uint8(rgb * 255)
+        return matlab_cast(rgb * 255)
     return rgb
 
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from vdsr_tf.atomic import atomic_path
 from vdsr_tf.color import rgb_to_y
-from vdsr_tf.images import ImageReadError, bicubic_degrade, matlab_uint8, modcrop, read_image
+from vdsr_tf.images import ImageReadError, bicubic_degrade, matlab_cast, modcrop, read_image
 from vdsr_tf.imresize import imresize
 
 DATA_FORMAT = "vdsr_tf.patches/1"
@@ -70,7 +70,7 @@ def _downsized(image: np.ndarray, size: float) -> np.ndarray:
     """MATLAB `imresize(uint8_image, size, 'bicubic')`, which rounds back to uint8."""
     if size == 1:
         return image
-    return matlab_uint8(imresize(image.astype(np.float64), scale=size))
+    return matlab_cast(imresize(image.astype(np.float64), scale=size))
 
 
 def _variants(image: np.ndarray, settings: PatchSettings):

@@ -49,10 +49,11 @@ def read_image(path: str) -> np.ndarray:
     return array
 
 
-def matlab_uint8(values: np.ndarray) -> np.ndarray:
-    """MATLAB's double-to-uint8 cast: round half away from zero, saturate to [0, 255]."""
+def matlab_cast(values: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """MATLAB's double-to-integer cast (`uint8(x)`, `uint16(x)`): round half away from zero, saturate."""
     values = np.asarray(values, dtype=np.float64)
-    return np.clip(np.sign(values) * np.floor(np.abs(values) + 0.5), 0, 255).astype(np.uint8)
+    rounded = np.sign(values) * np.floor(np.abs(values) + 0.5)
+    return np.clip(rounded, 0, np.iinfo(dtype).max).astype(dtype)
 
 
 def modcrop(img: np.ndarray, scale: int) -> np.ndarray:

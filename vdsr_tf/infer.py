@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from vdsr_tf.atomic import atomic_path
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import ImageReadError, list_images
+from vdsr_tf.images import ImageReadError, list_images, matlab_cast
 from vdsr_tf.imresize import imresize
 
 MAX_SCALE = 8.0
@@ -109,12 +109,6 @@ def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.n
     return out
 
 
-def _quantise(values: np.ndarray, dtype) -> np.ndarray:
-    """[0, 1] floats to uint8/uint16 levels, clipped and rounded half up (MATLAB's cast)."""
-    peak = np.iinfo(dtype).max
-    return np.floor(np.clip(values, 0, 1) * peak + 0.5).astype(dtype)
-
-
 def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int) -> np.ndarray:
     """Enlarges a picture's pixels (see `Picture`) by `scale`; same channels and dtype out."""
     peak = np.iinfo(pixels.dtype).max
@@ -133,7 +127,7 @@ def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int
     result = ycbcr2rgb(planes) if colour.shape[2] == 3 else planes
     if alpha is not None:
         result = np.concatenate([result, imresize(alpha, output_shape=out_shape)], axis=2)
-    result = _quantise(result, pixels.dtype)
+    result = matlab_cast(result * peak, pixels.dtype)
     return result[:, :, 0] if pixels.ndim == 2 else result
 
 

@@ -7,7 +7,7 @@ Both take uint8-valued luminance (the network output rounded and clipped to
 import numpy as np
 import tensorflow as tf
 
-from vdsr_tf.images import matlab_uint8, shave
+from vdsr_tf.images import matlab_cast, shave
 
 _PEAK = 255.0
 
@@ -51,4 +51,4 @@ def to_uint8_range(y: np.ndarray) -> np.ndarray:
 
     MATLAB's `uint8(y * 255)`: rounded half away from zero and clipped.
     """
-    return matlab_uint8(np.asarray(y, dtype=np.float64) * _PEAK).astype(np.float64)
+    return matlab_cast(np.asarray(y, dtype=np.float64) * _PEAK).astype(np.float64)

@@ -5,6 +5,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA_DIR = os.path.join(ROOT, "..", "shared", "datasets")
 EMBEDDED_DATA_DIR = os.path.join(ROOT, "data", "datasets")
+WEIGHTS_NAME = "vdsr.h5"  # inside a checkpoint folder: the weights evaluation and inference load
 
 
 def default_data_dir() -> str:

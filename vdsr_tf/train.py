@@ -33,9 +33,9 @@ from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.evaluate import make_predictor, prepare_test_images, score
 from vdsr_tf.metrics import to_uint8_range
 from vdsr_tf.model import build_vdsr, conv_layers, read_weights, save_weights, set_conv_weights
+from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.plot import plot_validation_curve
 
-WEIGHTS_NAME = "vdsr.h5"
 RECORD_NAME = "training_record.json"
 CURVE_NAME = "training_curve.png"
 
