@@ -7,7 +7,8 @@ from conftest import last_line, run_main
 from PIL import Image
 
 from vdsr_tf.evaluate import make_predictor
-from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled, read_picture
+from vdsr_tf.images import read_picture
+from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled
 from vdsr_tf.model import build_vdsr, conv_layers
 
 DEPTH = 4
@@ -100,14 +101,6 @@ def test_sixteen_bit_gray(tmp_path, predict):
     )
     out = read_picture(str(tmp_path / "g_x2.png")).pixels
     assert out.dtype == np.uint16 and out.shape == (24, 28)
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    image = Image.fromarray(smooth_image((10, 30, 3)))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90 degrees: displayed as 30 high, 10 wide
-    image.save(tmp_path / "turned.jpg", exif=exif)
-    assert read_picture(str(tmp_path / "turned.jpg")).pixels.shape == (30, 10, 3)
 
 
 def test_output_follows_input_format(tmp_path, predict):

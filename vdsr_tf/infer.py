@@ -10,17 +10,16 @@ MATLAB's `imresize` makes it.
 import glob
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import png
 from absl import logging
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from vdsr_tf.atomic import atomic_path
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import ImageReadError, list_images, matlab_cast
+from vdsr_tf.images import Picture, list_images, matlab_cast, read_picture
 from vdsr_tf.imresize import imresize
 
 MAX_SCALE = 8.0
@@ -28,63 +27,11 @@ FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 
 
-@dataclass(frozen=True)
-class Picture:
-    """Pixels as read: HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA); uint8 or uint16."""
-
-    pixels: np.ndarray
-    format: str  # Pillow's name of the file format, e.g. "PNG"
-
-
 def check_scale(scale: float) -> float:
     """VDSR enlarges by any real factor above 1; beyond MAX_SCALE (8) it has nothing left to add."""
     if not math.isfinite(scale) or not 1 < scale <= MAX_SCALE:
         raise ValueError(f"--scale must lie in (1, {MAX_SCALE:g}], got {scale}")
     return scale
-
-
-def _png_bit_depth(path: str) -> int:
-    reader = png.Reader(filename=path)
-    reader.preamble()
-    return reader.bitdepth
-
-
-def _read_png16(path: str) -> np.ndarray:
-    """16-bit colour PNG via pypng: Pillow would cut it to 8 bits."""
-    width, height, rows, info = png.Reader(filename=path).asDirect()
-    planes = info["planes"]
-    pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(height, width, planes)
-    return pixels if planes > 1 else pixels[:, :, 0]
-
-
-def read_picture(path: str) -> Picture:
-    """Reads any image Pillow opens, EXIF orientation applied.
-
-    Raises:
-      ImageReadError: naming the file, if it is missing, truncated, empty or not an image.
-    """
-    try:
-        with Image.open(path) as image:
-            file_format = image.format
-            if file_format == "PNG" and image.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(path) == 16:
-                return Picture(_read_png16(path), file_format)
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I;16") or image.mode == "I":
-                pixels = np.asarray(image).astype(np.uint16)
-            elif image.mode in ("L", "LA", "RGB", "RGBA"):
-                pixels = np.asarray(image)
-            elif image.mode in ("1", "P") or image.mode == "PA":
-                has_alpha = image.mode == "PA" or "transparency" in image.info
-                pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
-            else:
-                pixels = np.asarray(image.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, SyntaxError, ValueError, png.Error, Image.DecompressionBombError) as error:
-        raise ImageReadError(f"{path}: not a readable image ({error})") from None
-    if pixels.size == 0:
-        raise ImageReadError(f"{path}: image has zero size")
-    return Picture(pixels, file_format)
 
 
 def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
