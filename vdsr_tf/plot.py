@@ -8,10 +8,15 @@ _MARGIN = (60, 20, 20, 40)  # left, top, right, bottom
 
 
 def plot_validation_curve(rows: list[dict], path: str) -> None:
-    """Draws psnr_x* against step for `rows` like {"step": 125, "psnr_x2": 36.1, ...}."""
+    """Draws psnr_x* against step for `rows` like {"step": 125, "psnr_x2": 36.1, ...}.
+
+    The vertical range fits the trained steps: the untrained network at step 0
+    (~10 dB) would otherwise squash the curve into a flat line at the top.
+    """
     keys = sorted(key for key in rows[0] if key.startswith("psnr_"))
     steps = [row["step"] for row in rows]
-    values = [row[key] for row in rows for key in keys]
+    trained = [row for row in rows if row["step"] > 0] or rows
+    values = [row[key] for row in trained for key in keys]
     low, high = min(values) - 0.5, max(values) + 0.5
     last_step = max(max(steps), 1)
     left, top, right, bottom = _MARGIN
@@ -21,6 +26,7 @@ def plot_validation_curve(rows: list[dict], path: str) -> None:
     draw.rectangle([left, top, left + width, top + height], outline="black")
 
     def point(step, value):
+        value = min(max(value, low), high)
         return left + width * step / last_step, top + height * (high - value) / (high - low)
 
     for tick in range(int(low) + 1, int(high) + 1):
@@ -36,5 +42,5 @@ def plot_validation_curve(rows: list[dict], path: str) -> None:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-        draw.text((left + 10 + 90 * index, top + 6), f"Set5 {key[5:]}", fill=colour)
+        draw.text((left + 60 + 90 * index, top + height + 8), f"Set5 {key[5:]}", fill=colour)
     image.save(path)
