@@ -1,14 +1,20 @@
 """Seconds per training step of 64 41x41 patches, against this machine's matmul rate.
 
-    python benchmarks/train_step.py [--steps=5]
+    python benchmarks/train_step.py [--rounds=3] [--steps=3]
 
 A step costs 3x the forward FLOPs (forward, and backward for activations and
 weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures the project's own
-step (vdsr_tf.train.make_train_step) and, for comparison, the same loss and
-update compiled with XLA.
+step (vdsr_tf.train.make_train_step), the same loss and update compiled with
+XLA, and the forward and backward passes alone (the convolution work every
+step must do, without weight decay, clipping or the update).
+
+The matmul rate of these machines drifts by 5-8% within minutes, so the
+variants and the matmul are measured in interleaved rounds; each round's ratio
+uses the matmul measured just before it, and the median round is reported.
 """
 
 import os
+import statistics
 import sys
 import time
 
@@ -26,8 +32,13 @@ from vdsr_tf.model import build_vdsr  # noqa: E402
 from vdsr_tf.train import adjustable_clip, make_train_step  # noqa: E402
 
 STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
-flags.DEFINE_integer("steps", 5, "Timed steps per variant (the best is reported).")
+flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")
+flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).")
 FLAGS = flags.FLAGS
+
+
+def data_loss(model, inputs, labels):
+    return 0.5 * tf.reduce_sum(tf.square(model(inputs, training=True) - labels)) / 64
 
 
 def xla_step(model, optimizer):
@@ -36,12 +47,48 @@ def xla_step(model, optimizer):
     @tf.function(jit_compile=True)
     def step(inputs, labels, learning_rate):
         with tf.GradientTape() as tape:
-            loss = 0.5 * tf.reduce_sum(tf.square(model(inputs, training=True) - labels)) / 64
+            loss = data_loss(model, inputs, labels)
         clipped, fraction = adjustable_clip(tape.gradient(loss, variables), 1e-3 / learning_rate)
         optimizer.apply(clipped, variables)
         return loss, fraction
 
     return step
+
+
+def forward_backward(model):
+    @tf.function
+    def step(inputs, labels, learning_rate):
+        with tf.GradientTape() as tape:
+            loss = data_loss(model, inputs, labels)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    return step
+
+
+def variants():
+    steps = {}
+    for name in ("the project's step", "the same loss and update with XLA", "forward and backward only"):
+        model = build_vdsr(seed=0)
+        optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+        optimizer.build(model.trainable_variables)
+        if name == "the project's step":
+            steps[name] = make_train_step(
+                model, optimizer, tf.distribute.get_strategy(), batch_size=64, weight_decay=1e-4, grad_clip=1e-3
+            )
+        elif name.endswith("XLA"):
+            steps[name] = xla_step(model, optimizer)
+        else:
+            steps[name] = forward_backward(model)
+    return steps
+
+
+def best_seconds(step, inputs, labels, learning_rate) -> float:
+    best = float("inf")
+    for _ in range(FLAGS.steps):
+        started = time.perf_counter()
+        step(inputs, labels, learning_rate)[0].numpy()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def main(argv):
@@ -50,28 +97,27 @@ def main(argv):
     inputs = tf.constant(generator.random((64, 41, 41, 1)), tf.float32)
     labels = tf.constant(generator.random((64, 41, 41, 1)), tf.float32)
     learning_rate = tf.constant(0.1)
-    peak = matmul_gflops()
-    print(f"matmul 2048x2048 float32: {peak:.1f} GFLOP/s")
-    print("| step | seconds per step | GFLOP/s | ratio to matmul |")
-    for name in ("project step (tf.function)", "same step with XLA"):
-        model = build_vdsr(seed=0)
-        optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
-        optimizer.build(model.trainable_variables)
-        if name.startswith("project"):
-            step = make_train_step(
-                model, optimizer, tf.distribute.get_strategy(), batch_size=64, weight_decay=1e-4, grad_clip=1e-3
-            )
-        else:
-            step = xla_step(model, optimizer)
+    steps = variants()
+    for step in steps.values():
         step(inputs, labels, learning_rate)[0].numpy()
-        best = float("inf")
-        for _ in range(FLAGS.steps):
-            started = time.perf_counter()
-            step(inputs, labels, learning_rate)[0].numpy()
-            best = min(best, time.perf_counter() - started)
-        gflops = STEP_FLOP / best / 1e9
-        print(f"| {name} | {best:.2f} | {gflops:.1f} | {gflops / peak:.2f} |")
-    print(f"matmul 2048x2048 float32 again: {matmul_gflops():.1f} GFLOP/s")
+    seconds = {name: [] for name in steps}
+    ratios = {name: [] for name in steps}
+    peaks = []
+    for _ in range(FLAGS.rounds):
+        peaks.append(matmul_gflops())
+        for name, step in steps.items():
+            seconds[name].append(best_seconds(step, inputs, labels, learning_rate))
+            ratios[name].append(STEP_FLOP / seconds[name][-1] / 1e9 / peaks[-1])
+    print(f"matmul 2048x2048 float32 per round: {', '.join(f'{peak:.0f}' for peak in peaks)} GFLOP/s")
+    print("| step | seconds per step | GFLOP/s | ratio to matmul (median round) | ratios per round |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in steps:
+        median_seconds = statistics.median(seconds[name])
+        per_round = ", ".join(f"{ratio:.2f}" for ratio in ratios[name])
+        print(
+            f"| {name} | {median_seconds:.2f} | {STEP_FLOP / median_seconds / 1e9:.0f} | "
+            f"{statistics.median(ratios[name]):.2f} | {per_round} |"
+        )
 
 
 if __name__ == "__main__":
