@@ -159,13 +159,14 @@ class _StopRequest:
 
 def _load_record(paths: list[str], step: int, config: TrainConfig) -> dict:
     """The first training record found among `paths`, cut back to `step`, or a new one."""
-    record = {"steps": 0, "wall_seconds": 0.0, "learning_rate": [], "validation": []}
+    record = {"steps": 0, "wall_seconds": 0.0, "learning_rate": [], "validation": [], "training_loss": []}
     for path in paths:
         if os.path.isfile(path):
             with open(path) as file:
-                record = json.load(file)
+                record.update(json.load(file))
             break
     record["validation"] = [row for row in record["validation"] if row["step"] <= step]
+    record["training_loss"] = [row for row in record["training_loss"] if row["step"] <= step]
     record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
     record["config"] = asdict(config)
     return record
@@ -251,6 +252,19 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     decay_steps = config.lr_decay_epochs * config.steps_per_epoch
 
     saved_step = step
+    epoch_losses = {"network": 0.0, "bicubic": 0.0}
+
+    def close_epoch():
+        """Records the epoch's training loss over the bicubic input's own loss (1 = no better than bicubic).
+
+        A measure of progress on training data alone, so that settings can be
+        compared without looking at a test set. After a resume it covers the
+        steps of the epoch run since.
+        """
+        if epoch_losses["bicubic"] > 0:
+            ratio = epoch_losses["network"] / epoch_losses["bicubic"]
+            record["training_loss"].append({"step": step, "loss_over_bicubic": ratio})
+        epoch_losses.update(network=0.0, bicubic=0.0)
 
     def save():
         nonlocal saved_step
@@ -319,10 +333,14 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                             f"training loss became {loss} at step {step + 1}; "
                             f"the checkpoint of step {saved_step} is kept"
                         )
+                    bicubic_loss = 0.5 * float(np.sum(np.square(inputs - labels))) / config.batch_size
+                    epoch_losses["network"] += loss
+                    epoch_losses["bicubic"] += bicubic_loss
                     step += 1
                     step_variable.assign(step)
                     with writer.as_default(step=step):
                         tf.summary.scalar("train/loss", loss)
+                        tf.summary.scalar("train/loss_over_bicubic", loss / max(bicubic_loss, 1e-12))
                         tf.summary.scalar("train/lr", learning_rate)
                         tf.summary.scalar("train/clipped_fraction", float(clipped_fraction))
                     bar.set_postfix(
@@ -335,6 +353,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                         save()
                         last_save = time.time()
             if step % config.steps_per_epoch == 0 and step == epoch_end:
+                close_epoch()
                 validate()
             save()
             last_save = time.time()
