@@ -66,20 +66,18 @@ def forward_backward(model):
 
 
 def variants():
-    steps = {}
-    for name in ("the project's step", "the same loss and update with XLA", "forward and backward only"):
+    def fresh():
         model = build_vdsr(seed=0)
         optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
         optimizer.build(model.trainable_variables)
-        if name == "the project's step":
-            steps[name] = make_train_step(
-                model, optimizer, tf.distribute.get_strategy(), batch_size=64, weight_decay=1e-4, grad_clip=1e-3
-            )
-        elif name.endswith("XLA"):
-            steps[name] = xla_step(model, optimizer)
-        else:
-            steps[name] = forward_backward(model)
-    return steps
+        return model, optimizer
+
+    strategy = tf.distribute.get_strategy()
+    return {
+        "the project's step": make_train_step(*fresh(), strategy, batch_size=64, weight_decay=1e-4, grad_clip=1e-3),
+        "the same loss and update with XLA": xla_step(*fresh()),
+        "forward and backward only": forward_backward(fresh()[0]),
+    }
 
 
 def best_seconds(step, inputs, labels, learning_rate) -> float:

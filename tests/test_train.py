@@ -76,6 +76,14 @@ def _weights(config):
     return read_weights(os.path.join(config.checkpoint_dir, "vdsr.h5"))
 
 
+def _assert_training_loss_at_epoch_ends(record):
+    """The training loss against bicubic's, once an epoch (3 and 6), kept across a resume."""
+    assert [row["step"] for row in record["training_loss"]] == [3, 6]
+    # The untrained tiny network's residual is far from the target (ratio ~1e5); it must fall as it learns.
+    ratios = [row["loss_over_bicubic"] for row in record["training_loss"]]
+    assert all(np.isfinite(ratios)) and 0 < ratios[1] < ratios[0]
+
+
 def test_resuming_half_way_equals_training_straight_through(tiny_training, tmp_path):
     straight = dataclasses.replace(tiny_training, max_steps=8)
     record = train(straight)
@@ -96,11 +104,7 @@ def test_resuming_half_way_equals_training_straight_through(tiny_training, tmp_p
     assert [row["from_step"] for row in record["learning_rate"]] == [0, 6]
     # Validation at step 0 and at each epoch end (3 and 6), kept across the resume.
     assert [row["step"] for row in record["validation"]] == [0, 3, 6]
-    # The training loss against bicubic's, once an epoch, also kept across the resume.
-    assert [row["step"] for row in record["training_loss"]] == [3, 6]
-    # The untrained tiny network's residual is far from the target (ratio ~1e5); it must fall as it learns.
-    ratios = [row["loss_over_bicubic"] for row in record["training_loss"]]
-    assert all(np.isfinite(ratios)) and 0 < ratios[1] < ratios[0]
+    _assert_training_loss_at_epoch_ends(record)
 
 
 def test_tensorboard_holds_the_validation_curves(tiny_training):
@@ -181,11 +185,7 @@ def test_starting_from_exported_weights_continues_step_and_record(tiny_training,
     record = train(carried)
     assert record["steps"] == 6
     assert [row["step"] for row in record["validation"]] == [0, 3, 6]
-    # The training loss against bicubic's, once an epoch, also kept across the resume.
-    assert [row["step"] for row in record["training_loss"]] == [3, 6]
-    # The untrained tiny network's residual is far from the target (ratio ~1e5); it must fall as it learns.
-    ratios = [row["loss_over_bicubic"] for row in record["training_loss"]]
-    assert all(np.isfinite(ratios)) and 0 < ratios[1] < ratios[0]
+    _assert_training_loss_at_epoch_ends(record)
     assert _weights(carried)[1]["step"] == 6
 
 
