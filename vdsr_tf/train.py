@@ -106,6 +106,11 @@ def _distribute(strategy: tf.distribute.Strategy, array: np.ndarray):
     )
 
 
+def patch_loss(outputs, labels, batch_size: int):
+    """1/2 the squared error summed over each patch's pixels, averaged over the batch (see the module doc)."""
+    return 0.5 * tf.reduce_sum(tf.square(outputs - labels)) / batch_size
+
+
 def make_train_step(model, optimizer, strategy, *, batch_size: int, weight_decay: float, grad_clip: float):
     """The compiled training step: (inputs, labels, lr) -> (data loss, clipped fraction).
 
@@ -119,7 +124,7 @@ def make_train_step(model, optimizer, strategy, *, batch_size: int, weight_decay
     def replica_gradients(inputs, labels):
         with tf.GradientTape() as tape:
             outputs = model(inputs, training=True)
-            data_loss = 0.5 * tf.reduce_sum(tf.square(outputs - labels)) / batch_size
+            data_loss = patch_loss(outputs, labels, batch_size)
             decay = 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(k)) for k in kernels])
             loss = data_loss + decay / replicas
         return tape.gradient(loss, variables), data_loss
@@ -333,7 +338,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                             f"training loss became {loss} at step {step + 1}; "
                             f"the checkpoint of step {saved_step} is kept"
                         )
-                    bicubic_loss = 0.5 * float(np.sum(np.square(inputs - labels))) / config.batch_size
+                    bicubic_loss = float(patch_loss(inputs, labels, config.batch_size))
                     epoch_losses["network"] += loss
                     epoch_losses["bicubic"] += bicubic_loss
                     step += 1
