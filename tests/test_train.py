@@ -11,8 +11,9 @@ import tensorflow as tf
 from conftest import ROOT
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
+from vdsr_tf.evaluate import evaluate
 from vdsr_tf.images import list_images
-from vdsr_tf.model import build_vdsr, read_weights
+from vdsr_tf.model import build_vdsr, load_vdsr, read_weights
 from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_train_step, train
 
 
@@ -205,3 +206,17 @@ def test_loss_is_per_patch_sum_averaged_over_the_batch(rng):
     labels = rng.random((4, 9, 9, 1)).astype(np.float32)
     loss, _ = step(tf.constant(inputs), tf.constant(labels), tf.constant(0.1))
     assert float(loss) == pytest.approx(0.5 * np.sum((inputs - labels) ** 2) / 4, rel=1e-5)
+
+
+def test_validation_curve_agrees_with_evaluation_of_the_exported_weights(tiny_training, tiny_data_dir):
+    # The Set5 curve during training must be the figure evaluation mode gives for the weights
+    # exported at that step, or the curve would say nothing about the shipped checkpoint.
+    record = train(dataclasses.replace(tiny_training, max_steps=3))
+    assert record["validation"][-1]["step"] == 3
+    model, attributes = load_vdsr(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"))
+    assert attributes["step"] == 3
+    rows = evaluate(model, data_dir=str(tiny_data_dir), datasets=["Set5"], scales=[2, 3, 4])
+    for row in rows:
+        assert record["validation"][-1][f"psnr_x{row['scale']}"] == pytest.approx(row["psnr"], abs=1e-6)
+    # The untrained network's figures differ from the trained one's, so the comparison has teeth.
+    assert record["validation"][0]["psnr_x2"] != pytest.approx(record["validation"][-1]["psnr_x2"], abs=1e-3)
