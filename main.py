@@ -75,6 +75,13 @@ flags.DEFINE_integer("lr_decay_epochs", 20, "Divide the learning rate by 10 ever
 flags.DEFINE_integer("epochs", 80, "Epochs (paper: 80).")
 flags.DEFINE_integer("steps_per_epoch", 125, "Batches per epoch (paper: 9,960 iterations in 80 epochs).")
 flags.DEFINE_integer("batch_size", 64, "Patches per step (paper: 64).")
+flags.DEFINE_enum(
+    "optimizer",
+    "sgd",
+    ["sgd", "adam"],
+    "sgd: the paper's SGD with momentum and adjustable clipping. adam: Adam at --lr, unclipped (not the paper's; "
+    "for continuing from the paper schedule's weights, see README).",
+)
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (paper: 0.9).")
 flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on the kernels (paper: 1e-4).")
 flags.DEFINE_float(
@@ -255,6 +262,7 @@ def run_training() -> None:
         epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch,
         batch_size=FLAGS.batch_size,
+        optimizer=FLAGS.optimizer,
         momentum=FLAGS.momentum,
         weight_decay=FLAGS.weight_decay,
         grad_clip=FLAGS.grad_clip,

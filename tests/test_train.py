@@ -14,7 +14,7 @@ from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.evaluate import evaluate
 from vdsr_tf.images import list_images
 from vdsr_tf.model import build_vdsr, load_vdsr, read_weights
-from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_train_step, train
+from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_optimizer, make_train_step, train
 
 
 def test_paper_schedule():
@@ -220,3 +220,57 @@ def test_validation_curve_agrees_with_evaluation_of_the_exported_weights(tiny_tr
         assert record["validation"][-1][f"psnr_x{row['scale']}"] == pytest.approx(row["psnr"], abs=1e-6)
     # The untrained network's figures differ from the trained one's, so the comparison has teeth.
     assert record["validation"][0]["psnr_x2"] != pytest.approx(record["validation"][-1]["psnr_x2"], abs=1e-3)
+
+
+def test_adam_steps_are_unclipped_and_lr_sized(rng):
+    # Adam's first step is lr * g / (|g| + eps) per element: lr in the gradient's direction,
+    # whatever the gradient's scale, and no clip is applied (clipped fraction 0).
+    model = build_vdsr(depth=3, width=8, seed=0)
+    learning_rate = 1e-3
+    optimizer = make_optimizer("adam", learning_rate=learning_rate, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), batch_size=8, weight_decay=1e-4, grad_clip=None
+    )
+    inputs = rng.random((8, 21, 21, 1)).astype(np.float32)
+    labels = inputs[::-1].copy()
+    with tf.GradientTape() as tape:
+        loss = 0.5 * tf.reduce_sum(tf.square(model(inputs) - labels)) / 8
+    kernel_gradient = tape.gradient(loss, model.layers[1].kernel).numpy()
+    before = model.layers[1].kernel.numpy().copy()
+    _, fraction = step(tf.constant(inputs), tf.constant(labels), tf.constant(learning_rate))
+    moved = before - model.layers[1].kernel.numpy()
+    assert float(fraction) == 0.0
+    large = np.abs(kernel_gradient) > 1e-3  # elements where weight decay and eps cannot flip or shrink the step
+    assert large.mean() > 0.5
+    np.testing.assert_allclose(moved[large], learning_rate * np.sign(kernel_gradient[large]), rtol=1e-3)
+
+
+def test_unknown_optimizer_is_refused():
+    with pytest.raises(ValueError, match="--optimizer"):
+        make_optimizer("rmsprop", learning_rate=0.1, momentum=0.9)
+
+
+def test_adam_continues_from_sgd_weights_and_will_not_resume_an_sgd_state(tiny_training, tmp_path):
+    train(dataclasses.replace(tiny_training, max_steps=3))
+    exported = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    adam = dataclasses.replace(
+        tiny_training,
+        checkpoint_dir=str(tmp_path / "adam"),
+        init_weights=exported,
+        optimizer="adam",
+        lr=1e-3,
+        max_steps=3,
+    )
+    record = train(adam)
+    assert record["steps"] == 6
+    assert [(row["from_step"], row["optimizer"]) for row in record["learning_rate"]] == [(0, "sgd"), (3, "adam")]
+    assert record["config"]["optimizer"] == "adam"
+    _assert_training_loss_at_epoch_ends(record)
+    record = train(dataclasses.replace(adam, max_steps=3))  # resumes its own state
+    assert record["steps"] == 9
+    # The SGD state is not silently read into Adam's slots, nor the other way round.
+    with pytest.raises(ValueError, match="--optimizer=adam"):
+        train(dataclasses.replace(adam, checkpoint_dir=tiny_training.checkpoint_dir))
+    with pytest.raises(ValueError, match="--optimizer=sgd"):
+        train(dataclasses.replace(adam, optimizer="sgd"))
