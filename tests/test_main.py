@@ -12,7 +12,7 @@ from conftest import ROOT, last_line, run_main
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
-from vdsr_tf.model import read_weights
+from vdsr_tf.model import build_vdsr, read_weights, save_weights
 
 
 def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_path):
@@ -164,3 +164,28 @@ def test_kill_9_leaves_a_resumable_state(tiny_data_dir, tmp_path):
     assert "resumed from" in result.stderr
     _, after = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
     assert after["step"] >= before["step"] >= 2
+
+
+def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_data_dir, tmp_path):
+    train_h5 = str(tmp_path / "train.h5")
+    paths = list_images(str(tiny_data_dir / "train" / "T91"))
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    start = tmp_path / "start" / "vdsr.h5"
+    save_weights(build_vdsr(depth=3, width=8, seed=0), str(start), residual=True, metadata={"step": 4})
+    result = run_main(
+        "--flagfile=configs/adam_continuation.flags",
+        f"--init_weights={start}",
+        f"--train_h5={train_h5}",
+        f"--data_dir={tiny_data_dir}",
+        f"--checkpoint_dir={tmp_path / 'ck'}",
+        f"--log_dir={tmp_path / 'logs'}",
+        "--depth=3",
+        "--width=8",
+        "--batch_size=8",
+        "--steps_per_epoch=2",
+        "--max_steps=2",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
+    assert record["steps"] == 6
+    assert record["learning_rate"] == [{"from_step": 4, "lr": 1e-4, "optimizer": "adam"}]
