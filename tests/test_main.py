@@ -105,28 +105,23 @@ def test_default_datasets_are_the_paper_sets_present(tiny_data_dir, checkpoint_d
     assert "| Set5 | x4 | 2 |" in result.stdout and "Set14" not in result.stdout
 
 
-def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_data_dir, tmp_path):
+@pytest.fixture
+def tiny_training_flags(tiny_data_dir, tmp_path):
+    """main.py flags for a 3-layer, 8-filter training run on patches of the tiny images, into tmp_path/ck."""
     train_h5 = str(tmp_path / "train.h5")
     paths = list_images(str(tiny_data_dir / "train" / "T91"))
     generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    return [
+        "--is_train=True", f"--train_h5={train_h5}", f"--data_dir={tiny_data_dir}",
+        f"--checkpoint_dir={tmp_path / 'ck'}", f"--log_dir={tmp_path / 'logs'}",
+        "--depth=3", "--width=8", "--batch_size=8",
+    ]  # fmt: skip
+
+
+def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_training_flags, tmp_path):
     log = open(tmp_path / "log.txt", "w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "main.py",
-            "--is_train=True",
-            f"--train_h5={train_h5}",
-            f"--data_dir={tiny_data_dir}",
-            f"--checkpoint_dir={tmp_path / 'ck'}",
-            f"--log_dir={tmp_path / 'logs'}",
-            "--depth=3",
-            "--width=8",
-            "--batch_size=8",
-            "--steps_per_epoch=100000",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=log,
+        [sys.executable, "main.py", *tiny_training_flags, "--steps_per_epoch=100000"], cwd=ROOT, stdout=log, stderr=log
     )
     deadline = time.time() + 120
     while "| 3/100000" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:
@@ -139,17 +134,10 @@ def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_data_dir, tmp_pa
     assert os.path.isfile(tmp_path / "ck" / "state" / "checkpoint")
 
 
-def test_kill_9_leaves_a_resumable_state(tiny_data_dir, tmp_path):
-    train_h5 = str(tmp_path / "train.h5")
-    paths = list_images(str(tiny_data_dir / "train" / "T91"))
-    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
-    flags = [
-        sys.executable, "main.py", "--is_train=True", f"--train_h5={train_h5}", f"--data_dir={tiny_data_dir}",
-        f"--checkpoint_dir={tmp_path / 'ck'}", f"--log_dir={tmp_path / 'logs'}", "--depth=3", "--width=8",
-        "--batch_size=8", "--steps_per_epoch=2", "--epochs=1000",
-    ]  # fmt: skip
+def test_kill_9_leaves_a_resumable_state(tiny_training_flags, tmp_path):
+    flags = [sys.executable, "main.py", *tiny_training_flags, "--steps_per_epoch=2"]
     with open(tmp_path / "log.txt", "w") as log:
-        process = subprocess.Popen(flags, cwd=ROOT, stdout=log, stderr=log)
+        process = subprocess.Popen(flags + ["--epochs=1000"], cwd=ROOT, stdout=log, stderr=log)
         deadline = time.time() + 120
         # Saves happen at every epoch end (every 2 steps): kill while they keep coming.
         while not (tmp_path / "ck" / "state" / "checkpoint").exists() and time.time() < deadline:
@@ -158,7 +146,7 @@ def test_kill_9_leaves_a_resumable_state(tiny_data_dir, tmp_path):
         process.kill()
         process.wait()
     _, before = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
-    result = subprocess.run(flags[:-1] + ["--epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(flags + ["--epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     # --epochs=1 ends the schedule at step 2, already passed: the run restores and stops at once.
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resumed from" in result.stderr
@@ -166,22 +154,13 @@ def test_kill_9_leaves_a_resumable_state(tiny_data_dir, tmp_path):
     assert after["step"] >= before["step"] >= 2
 
 
-def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_data_dir, tmp_path):
-    train_h5 = str(tmp_path / "train.h5")
-    paths = list_images(str(tiny_data_dir / "train" / "T91"))
-    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_training_flags, tmp_path):
     start = tmp_path / "start" / "vdsr.h5"
     save_weights(build_vdsr(depth=3, width=8, seed=0), str(start), residual=True, metadata={"step": 4})
     result = run_main(
         "--flagfile=configs/adam_continuation.flags",
+        *tiny_training_flags,
         f"--init_weights={start}",
-        f"--train_h5={train_h5}",
-        f"--data_dir={tiny_data_dir}",
-        f"--checkpoint_dir={tmp_path / 'ck'}",
-        f"--log_dir={tmp_path / 'logs'}",
-        "--depth=3",
-        "--width=8",
-        "--batch_size=8",
         "--steps_per_epoch=2",
         "--max_steps=2",
     )
