@@ -95,6 +95,9 @@ def test_generated_file_holds_every_patch_once_shuffled(tiny_data_dir, tmp_path)
     np.testing.assert_array_equal(label[key(label)], expected_labels[key(expected_labels)])
     assert not np.array_equal(label, expected_labels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "train.h5"]
+    patches = TrainingPatches(output)
+    np.testing.assert_array_equal(patches.scales[[0, 5]], scale[[0, 5]])
+    patches.close()
 
 
 def test_no_patches_is_an_error(tmp_path, tiny_data_dir):
@@ -119,6 +122,11 @@ def test_wrong_layout_is_refused(tmp_path):
         file["label"] = np.zeros((4, 41, 41, 3), np.float32)
     with pytest.raises(ValueError, match="wrong.h5"):
         TrainingPatches(path)
+    with h5py.File(path, "w") as file:
+        file["data"] = file["label"] = np.zeros((4, 41, 41, 1), np.float32)
+    patches = TrainingPatches(path)
+    assert patches.scales is None and patches.count == 4
+    patches.close()
     with h5py.File(path, "w") as file:
         file["inputs"] = np.zeros(3)
     with pytest.raises(ValueError, match="expected datasets 'data' and 'label'"):

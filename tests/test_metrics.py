@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
-from vdsr_tf.metrics import psnr_y, ssim_y, to_uint8_range
+from vdsr_tf.metrics import loss_over_bicubic, psnr_y, ssim_y, to_uint8_range
 
 
 def wang_ssim_index(img1, img2):
@@ -61,3 +61,25 @@ def test_to_uint8_range_rounds_and_clips():
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="metrics"):
         psnr_y(np.zeros((4, 4)), np.zeros((4, 5)), border=0)
+
+
+def test_loss_over_bicubic_pools_each_scale(rng):
+    labels = rng.random((6, 5, 5, 1)).astype(np.float32)
+    inputs = labels + rng.normal(0, 0.1, labels.shape).astype(np.float32)
+    scales = np.array([2, 2, 3, 3, 4, 4], np.uint8)
+    assert loss_over_bicubic(inputs, inputs, labels, scales) == pytest.approx({"all": 1, "x2": 1, "x3": 1, "x4": 1})
+    # The x3 output halves its error (a quarter of the squared error); x2 is perfect; x4 is bicubic.
+    outputs = inputs.copy()
+    outputs[:2] = labels[:2]
+    outputs[2:4] = (inputs[2:4] + labels[2:4]) / 2
+    ratios = loss_over_bicubic(outputs, inputs, labels, scales)
+    assert ratios["x2"] == 0 and ratios["x3"] == pytest.approx(0.25) and ratios["x4"] == pytest.approx(1)
+    error = np.sum((inputs.astype(np.float64) - labels) ** 2, axis=(1, 2, 3))
+    pooled = (0.25 * error[2:4].sum() + error[4:].sum()) / error.sum()
+    assert ratios["all"] == pytest.approx(pooled)
+
+
+def test_loss_over_bicubic_shape_mismatch():
+    patches = np.zeros((2, 5, 5, 1), np.float32)
+    with pytest.raises(ValueError, match="one scale a patch"):
+        loss_over_bicubic(patches, patches, patches, np.array([2]))

@@ -201,7 +201,11 @@ def generate_training_h5(
 
 
 class TrainingPatches:
-    """Random access to a patch file written by `generate_training_h5`."""
+    """Random access to a patch file written by `generate_training_h5`.
+
+    `inputs`, `labels` and `scales` (each patch's scale; None in files without
+    one) are the file's datasets, read lazily.
+    """
 
     def __init__(self, path: str):
         if not os.path.isfile(path):
@@ -224,6 +228,7 @@ class TrainingPatches:
             )
         self.path = path
         self.count = shape[0]
+        self.scales = self._file["scale"] if "scale" in self._file else None
         self.patch_size = shape[1]
 
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

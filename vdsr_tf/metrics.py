@@ -52,3 +52,25 @@ def to_uint8_range(y: np.ndarray) -> np.ndarray:
     MATLAB's `uint8(y * 255)`: rounded half away from zero and clipped.
     """
     return matlab_cast(np.asarray(y, dtype=np.float64) * _PEAK).astype(np.float64)
+
+
+def loss_over_bicubic(outputs: np.ndarray, inputs: np.ndarray, labels: np.ndarray, scales: np.ndarray) -> dict:
+    """The network's squared error over that of its bicubic input, on training patches.
+
+    1 means no better than bicubic. This is how checkpoints and training settings
+    are compared here without looking at a test set. Returns {"all": ratio,
+    "x2": ratio, ...}, each scale's patches pooled (summed errors, not a mean of
+    per-patch ratios, so flat patches with almost no error carry little weight).
+    """
+    if not outputs.shape == inputs.shape == labels.shape or len(scales) != len(labels):
+        raise ValueError(
+            f"loss_over_bicubic: expected equal shapes and one scale a patch, got {outputs.shape}, "
+            f"{inputs.shape}, {labels.shape} and {len(scales)} scales"
+        )
+    axes = tuple(range(1, labels.ndim))
+    network = np.sum((outputs.astype(np.float64) - labels) ** 2, axis=axes)
+    bicubic = np.sum((inputs.astype(np.float64) - labels) ** 2, axis=axes)
+    ratios = {"all": float(network.sum() / bicubic.sum())}
+    for scale in np.unique(scales):
+        ratios[f"x{scale}"] = float(network[scales == scale].sum() / bicubic[scales == scale].sum())
+    return ratios
