@@ -154,6 +154,16 @@ def test_kill_9_leaves_a_resumable_state(tiny_training_flags, tmp_path):
     assert after["step"] >= before["step"] >= 2
 
 
+@pytest.mark.parametrize("flagfile", ["paper.flags", "smoke.flags", "short_run_x2.flags"])
+def test_flagfiles_train_with_the_papers_optimiser(flagfile, tiny_training_flags, tmp_path):
+    result = run_main(f"--flagfile=configs/{flagfile}", *tiny_training_flags, "--steps_per_epoch=1", "--max_steps=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
+    assert record["steps"] == 1
+    assert record["learning_rate"] == [{"from_step": 0, "lr": 0.1, "optimizer": "sgd"}]
+    assert record["config"]["grad_clip"] == 1e-4
+
+
 def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_training_flags, tmp_path):
     start = tmp_path / "start" / "vdsr.h5"
     save_weights(build_vdsr(depth=3, width=8, seed=0), str(start), residual=True, metadata={"step": 4})
