@@ -5,8 +5,10 @@ python main.py --is_train=False                        # evaluate: the paper's T
 python main.py --import_matconvnet=../shared/reference/VDSR_Official.mat --checkpoint_dir=DIR
 python main.py --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
 python main.py --export_saved_model=DIR                            # TF Serving model
+python main.py --average_weights='runs/adam/weights/*.h5' --checkpoint_dir=DIR   # weight averaging
 """
 
+import glob
 import os
 import sys
 
@@ -36,6 +38,12 @@ flags.DEFINE_bool(
 )
 flags.DEFINE_string(
     "import_matconvnet", None, "Convert the authors' VDSR_Official.mat into <checkpoint_dir>/vdsr.h5 and exit."
+)
+flags.DEFINE_list(
+    "average_weights",
+    None,
+    "Weights files or globs (say a run's weights/vdsr_*.h5 from --keep_epoch_weights): write their mean to "
+    "<checkpoint_dir>/vdsr.h5 and exit.",
 )
 # Evaluation.
 flags.DEFINE_list(
@@ -93,6 +101,9 @@ flags.DEFINE_float(
 flags.DEFINE_integer("max_steps", 0, "Stop after this many steps in this run (0: run the whole schedule).")
 flags.DEFINE_integer("validate_every", 0, "Also validate every this many steps (0: only at epoch ends).")
 flags.DEFINE_float("save_every_minutes", 5.0, "Save the training state at least this often.")
+flags.DEFINE_bool(
+    "keep_epoch_weights", False, "Also keep each epoch end's weights as <checkpoint_dir>/weights/vdsr_<step>.h5."
+)
 flags.DEFINE_integer("seed", 123, "Seed of weight initialisation and data order.")
 flags.DEFINE_string(
     "init_weights", None, "Start from this vdsr.h5 (and its step) when checkpoint_dir holds no training state."
@@ -147,6 +158,29 @@ def import_official(mat_path: str) -> None:
         model, _weights_path(), residual=True, metadata={"source": f"imported from {os.path.basename(mat_path)}"}
     )
     logging.info("wrote %s from %s", _weights_path(), mat_path)
+
+
+def run_average() -> None:
+    from vdsr_tf.model import average_weights, build_vdsr, save_weights, set_conv_weights
+
+    paths = []
+    for pattern in FLAGS.average_weights:
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise UsageError(f"--average_weights: no file matches {pattern}")
+        paths.extend(matches)
+    if os.path.exists(_weights_path()) and not FLAGS.overwrite:
+        raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
+    weights, attributes = average_weights(paths)
+    residual = bool(attributes[-1]["residual"])
+    model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)
+    set_conv_weights(model, weights, source=paths[-1])
+    metadata = {key: attributes[-1][key] for key in ("source", "train_h5") if key in attributes[-1]}
+    steps = [int(file_attributes["step"]) for file_attributes in attributes if "step" in file_attributes]
+    if len(steps) == len(paths):
+        metadata.update(step=max(steps), averaged_steps=steps)
+    save_weights(model, _weights_path(), residual=residual, metadata=metadata)
+    logging.info("wrote %s, the mean of %d weights files", _weights_path(), len(paths))
 
 
 def run_evaluation() -> None:
@@ -269,6 +303,7 @@ def run_training() -> None:
         max_steps=FLAGS.max_steps,
         validate_every=FLAGS.validate_every,
         save_every_minutes=FLAGS.save_every_minutes,
+        keep_epoch_weights=FLAGS.keep_epoch_weights,
         seed=FLAGS.seed,
         init_weights=FLAGS.init_weights,
     )
@@ -281,6 +316,8 @@ def main(argv):
     try:
         if FLAGS.import_matconvnet:
             import_official(FLAGS.import_matconvnet)
+        elif FLAGS.average_weights:
+            run_average()
         elif FLAGS.export_saved_model:
             run_export()
         elif FLAGS.input:

@@ -178,3 +178,30 @@ def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_training_
     record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
     assert record["steps"] == 6
     assert record["learning_rate"] == [{"from_step": 4, "lr": 1e-4, "optimizer": "adam"}]
+
+
+def test_kept_epoch_weights_average_into_a_new_checkpoint(tiny_training_flags, tmp_path):
+    result = run_main(*tiny_training_flags, "--keep_epoch_weights", "--steps_per_epoch=2", "--epochs=3")
+    assert result.returncode == 0, result.stderr[-2000:]
+    kept = sorted(os.listdir(tmp_path / "ck" / "weights"))
+    assert kept == ["vdsr_000002.h5", "vdsr_000004.h5", "vdsr_000006.h5"]
+    averaged_dir = tmp_path / "averaged"
+    result = run_main(f"--average_weights={tmp_path / 'ck' / 'weights' / '*.h5'}", f"--checkpoint_dir={averaged_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    mean, attributes = read_weights(str(averaged_dir / "vdsr.h5"))
+    assert attributes["step"] == 6 and list(attributes["averaged_steps"]) == [2, 4, 6]
+    assert attributes["source"] == "trained by vdsr_tf.train"
+    kernels = [read_weights(str(tmp_path / "ck" / "weights" / name))[0][0][0] for name in kept]
+    assert abs(mean[0][0] - sum(kernels) / 3).max() < 1e-6
+    # The newest kept weights are those of the run's own vdsr.h5.
+    assert (read_weights(str(tmp_path / "ck" / "vdsr.h5"))[0][0][0] == kernels[-1]).all()
+
+
+def test_averaging_never_replaces_a_checkpoint_unasked(checkpoint_dir, tmp_path):
+    before = (checkpoint_dir / "vdsr.h5").read_bytes()
+    result = run_main(f"--average_weights={checkpoint_dir / 'vdsr.h5'}", f"--checkpoint_dir={checkpoint_dir}")
+    assert result.returncode != 0 and "vdsr.h5 exists (use --overwrite" in last_line(result)
+    assert (checkpoint_dir / "vdsr.h5").read_bytes() == before
+    result = run_main(f"--average_weights={tmp_path / 'none' / '*.h5'}", f"--checkpoint_dir={tmp_path / 'out'}")
+    assert result.returncode != 0 and "--average_weights: no file matches" in last_line(result)
+    assert not (tmp_path / "out").exists()

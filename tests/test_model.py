@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from vdsr_tf.model import build_vdsr, conv_layers, load_vdsr, read_weights, save_weights
+from vdsr_tf.model import average_weights, build_vdsr, conv_layers, load_vdsr, read_weights, save_weights
 
 
 def test_paper_network_has_665921_parameters():
@@ -76,3 +76,24 @@ def test_corrupt_weights_file(tmp_path, content):
 def test_missing_weights_file(tmp_path):
     with pytest.raises(ValueError, match="no such weights file"):
         read_weights(str(tmp_path / "absent.h5"))
+
+
+def test_average_weights_is_the_element_wise_mean(tmp_path):
+    paths = [str(tmp_path / f"vdsr_{seed}.h5") for seed in (1, 2, 3)]
+    for seed, path in zip((1, 2, 3), paths):
+        save_weights(build_vdsr(depth=3, width=4, seed=seed), path, residual=True, metadata={"step": seed * 10})
+    mean, attributes = average_weights(paths)
+    every = [read_weights(path)[0] for path in paths]
+    for layer, (kernel, bias) in enumerate(mean):
+        np.testing.assert_allclose(kernel, np.mean([weights[layer][0] for weights in every], axis=0), atol=1e-6)
+        np.testing.assert_allclose(bias, np.mean([weights[layer][1] for weights in every], axis=0), atol=1e-6)
+    assert [row["step"] for row in attributes] == [10, 20, 30]
+    assert not np.allclose(mean[0][0], every[0][0][0])
+
+
+def test_average_of_different_networks_names_the_odd_file(tmp_path):
+    same, other = str(tmp_path / "same.h5"), str(tmp_path / "other.h5")
+    save_weights(build_vdsr(depth=3, width=4), same, residual=True)
+    save_weights(build_vdsr(depth=3, width=5), other, residual=True)
+    with pytest.raises(ValueError, match="other.h5: holds another network"):
+        average_weights([same, other])

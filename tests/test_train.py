@@ -98,6 +98,7 @@ def test_resuming_half_way_equals_training_straight_through(tiny_training, tmp_p
     weights_straight, attributes = _weights(straight)
     weights_halves, _ = _weights(halves)
     assert attributes["step"] == 8 and record["steps"] == 8
+    assert not os.path.exists(os.path.join(straight.checkpoint_dir, "weights"))  # kept only when asked
     for (k1, b1), (k2, b2) in zip(weights_straight, weights_halves):
         np.testing.assert_allclose(k1, k2, atol=1e-5)
         np.testing.assert_allclose(b1, b2, atol=1e-5)

@@ -103,6 +103,33 @@ def read_weights(path: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     return weights, attributes
 
 
+def average_weights(paths: list[str]) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict]]:
+    """Element-wise mean of the kernels and biases of several weights files of one network.
+
+    Stochastic weight averaging (Izmailov et al. 2018): the weights a run saves
+    at a constant learning rate scatter around a valley; their mean lies nearer
+    its floor than any of them (measured on our Adam run, README "Beyond the
+    paper's schedule"). Returns the mean and the attributes of each file.
+
+    Raises:
+      ValueError: naming the file, if one is unreadable or holds another network.
+    """
+    if not paths:
+        raise ValueError("no weights files to average")
+    sums, first = read_weights(paths[0])
+    sums = [(kernel.astype(np.float64), bias.astype(np.float64)) for kernel, bias in sums]
+    all_attributes = [first]
+    for path in paths[1:]:
+        weights, attributes = read_weights(path)
+        same_shapes = [(k.shape, b.shape) for k, b in weights] == [(k.shape, b.shape) for k, b in sums]
+        if not same_shapes or bool(attributes["residual"]) != bool(first["residual"]):
+            raise ValueError(f"{path}: holds another network than {paths[0]}")
+        sums = [(kernel_sum + kernel, bias_sum + bias) for (kernel_sum, bias_sum), (kernel, bias) in zip(sums, weights)]
+        all_attributes.append(attributes)
+    mean = [((kernel / len(paths)).astype(np.float32), (bias / len(paths)).astype(np.float32)) for kernel, bias in sums]
+    return mean, all_attributes
+
+
 def load_vdsr(path: str, *, expected_depth: int | None = None) -> tuple[keras.Model, dict]:
     """Builds the network a weights file describes and loads it.
 

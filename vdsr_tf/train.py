@@ -71,6 +71,7 @@ class TrainConfig:
     validate_every: int = 0
     save_every_minutes: float = 5.0
     keep_checkpoints: int = 3
+    keep_epoch_weights: bool = False
     seed: int = 123
     init_weights: str | None = None
 
@@ -163,6 +164,11 @@ def make_train_step(model, optimizer, strategy, *, batch_size: int, weight_decay
         return data_loss, clipped_fraction
 
     return train_step
+
+
+def epoch_weights_path(checkpoint_dir: str, step: int) -> str:
+    """Where `keep_epoch_weights` keeps the weights of the epoch that ends at `step`."""
+    return os.path.join(checkpoint_dir, "weights", f"vdsr_{step:06d}.h5")
 
 
 def write_json(path: str, value) -> None:
@@ -311,16 +317,18 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
             record["training_loss"].append({"step": step, "loss_over_bicubic": ratio})
         epoch_losses.update(network=0.0, bicubic=0.0)
 
-    def save():
+    def save(epoch_end: bool = False):
         nonlocal saved_step
         manager.save(checkpoint_number=step)
         saved_step = step
         record["steps"] = step
         record["wall_seconds"] = wall_at_start + time.time() - started
         metadata = {"step": step, "source": "trained by vdsr_tf.train", "train_h5": os.path.basename(config.train_h5)}
-        save_weights(
-            model, os.path.join(config.checkpoint_dir, WEIGHTS_NAME), residual=config.residual, metadata=metadata
-        )
+        weights_paths = [os.path.join(config.checkpoint_dir, WEIGHTS_NAME)]
+        if epoch_end and config.keep_epoch_weights:
+            weights_paths.append(epoch_weights_path(config.checkpoint_dir, step))
+        for path in weights_paths:
+            save_weights(model, path, residual=config.residual, metadata=metadata)
         write_json(record_path, record)
         if record["validation"]:
             plot_validation_curve(record["validation"], os.path.join(config.checkpoint_dir, CURVE_NAME))
@@ -400,10 +408,11 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
                     if time.time() - last_save > 60 * config.save_every_minutes:
                         save()
                         last_save = time.time()
-            if step % config.steps_per_epoch == 0 and step == epoch_end:
+            at_epoch_end = step % config.steps_per_epoch == 0 and step == epoch_end
+            if at_epoch_end:
                 close_epoch()
                 validate()
-            save()
+            save(epoch_end=at_epoch_end)
             last_save = time.time()
     except KeyboardInterrupt:
         logging.info("interrupted at step %d; saving", step)
