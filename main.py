@@ -147,10 +147,16 @@ def _weights_path() -> str:
     return os.path.join(FLAGS.checkpoint_dir, WEIGHTS_NAME)
 
 
+def _refuse_to_replace_weights() -> None:
+    if os.path.exists(_weights_path()) and not FLAGS.overwrite:
+        raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
+
+
 def import_official(mat_path: str) -> None:
     from vdsr_tf.model import build_vdsr, save_weights, set_conv_weights
     from vdsr_tf.official_weights import read_matconvnet
 
+    _refuse_to_replace_weights()
     weights = read_matconvnet(mat_path)
     model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1])
     set_conv_weights(model, weights, source=mat_path)
@@ -169,8 +175,7 @@ def run_average() -> None:
         if not matches:
             raise UsageError(f"--average_weights: no file matches {pattern}")
         paths.extend(matches)
-    if os.path.exists(_weights_path()) and not FLAGS.overwrite:
-        raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
+    _refuse_to_replace_weights()
     weights, attributes = average_weights(paths)
     residual = bool(attributes[-1]["residual"])
     model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)

@@ -197,11 +197,15 @@ def test_kept_epoch_weights_average_into_a_new_checkpoint(tiny_training_flags, t
     assert (read_weights(str(tmp_path / "ck" / "vdsr.h5"))[0][0][0] == kernels[-1]).all()
 
 
-def test_averaging_never_replaces_a_checkpoint_unasked(checkpoint_dir, tmp_path):
+@pytest.mark.parametrize("flag", ["--average_weights", "--import_matconvnet"])
+def test_writing_weights_never_replaces_a_checkpoint_unasked(flag, checkpoint_dir):
     before = (checkpoint_dir / "vdsr.h5").read_bytes()
-    result = run_main(f"--average_weights={checkpoint_dir / 'vdsr.h5'}", f"--checkpoint_dir={checkpoint_dir}")
+    result = run_main(f"{flag}={checkpoint_dir / 'vdsr.h5'}", f"--checkpoint_dir={checkpoint_dir}")
     assert result.returncode != 0 and "vdsr.h5 exists (use --overwrite" in last_line(result)
     assert (checkpoint_dir / "vdsr.h5").read_bytes() == before
+
+
+def test_averaging_a_glob_that_matches_nothing_writes_nothing(tmp_path):
     result = run_main(f"--average_weights={tmp_path / 'none' / '*.h5'}", f"--checkpoint_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "--average_weights: no file matches" in last_line(result)
     assert not (tmp_path / "out").exists()
