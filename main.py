@@ -152,22 +152,27 @@ def _refuse_to_replace_weights() -> None:
         raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
 
 
-def import_official(mat_path: str) -> None:
+def _write_weights(weights: list, *, source: str, residual: bool, metadata: dict) -> None:
+    """Writes (kernel, bias) pairs as <checkpoint_dir>/vdsr.h5, checked against the network they describe."""
     from vdsr_tf.model import build_vdsr, save_weights, set_conv_weights
+
+    model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)
+    set_conv_weights(model, weights, source=source)
+    save_weights(model, _weights_path(), residual=residual, metadata=metadata)
+
+
+def import_official(mat_path: str) -> None:
     from vdsr_tf.official_weights import read_matconvnet
 
     _refuse_to_replace_weights()
     weights = read_matconvnet(mat_path)
-    model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1])
-    set_conv_weights(model, weights, source=mat_path)
-    save_weights(
-        model, _weights_path(), residual=True, metadata={"source": f"imported from {os.path.basename(mat_path)}"}
-    )
+    metadata = {"source": f"imported from {os.path.basename(mat_path)}"}
+    _write_weights(weights, source=mat_path, residual=True, metadata=metadata)
     logging.info("wrote %s from %s", _weights_path(), mat_path)
 
 
 def run_average() -> None:
-    from vdsr_tf.model import average_weights, build_vdsr, save_weights, set_conv_weights
+    from vdsr_tf.model import average_weights
 
     paths = []
     for pattern in FLAGS.average_weights:
@@ -177,14 +182,11 @@ def run_average() -> None:
         paths.extend(matches)
     _refuse_to_replace_weights()
     weights, attributes = average_weights(paths)
-    residual = bool(attributes[-1]["residual"])
-    model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)
-    set_conv_weights(model, weights, source=paths[-1])
     metadata = {key: attributes[-1][key] for key in ("source", "train_h5") if key in attributes[-1]}
     steps = [int(file_attributes["step"]) for file_attributes in attributes if "step" in file_attributes]
     if len(steps) == len(paths):
         metadata.update(step=max(steps), averaged_steps=steps)
-    save_weights(model, _weights_path(), residual=residual, metadata=metadata)
+    _write_weights(weights, source=paths[-1], residual=bool(attributes[-1]["residual"]), metadata=metadata)
     logging.info("wrote %s, the mean of %d weights files", _weights_path(), len(paths))
 
 
