@@ -205,6 +205,14 @@ def test_writing_weights_never_replaces_a_checkpoint_unasked(flag, checkpoint_di
     assert (checkpoint_dir / "vdsr.h5").read_bytes() == before
 
 
+@pytest.mark.parametrize("flag", ["--average_weights", "--import_matconvnet"])
+def test_an_empty_weights_flag_is_an_error_not_an_evaluation(flag, tmp_path):
+    # An empty shell variable in `--average_weights=$FILES` used to fall through to a full evaluation.
+    result = run_main(f"{flag}=", f"--checkpoint_dir={tmp_path / 'out'}")
+    assert result.returncode != 0 and last_line(result).startswith(f"error: {flag}: give ")
+    assert not (tmp_path / "out").exists()
+
+
 def test_averaging_a_glob_that_matches_nothing_writes_nothing(tmp_path):
     result = run_main(f"--average_weights={tmp_path / 'none' / '*.h5'}", f"--checkpoint_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "--average_weights: no file matches" in last_line(result)
