@@ -164,8 +164,6 @@ def _write_weights(weights: list, *, source: str, residual: bool, metadata: dict
 def import_official(mat_path: str) -> None:
     from vdsr_tf.official_weights import read_matconvnet
 
-    if not mat_path:
-        raise UsageError("--import_matconvnet: give the path of VDSR_Official.mat")
     _refuse_to_replace_weights()
     weights = read_matconvnet(mat_path)
     metadata = {"source": f"imported from {os.path.basename(mat_path)}"}
@@ -176,8 +174,6 @@ def import_official(mat_path: str) -> None:
 def run_average() -> None:
     from vdsr_tf.model import average_weights
 
-    if not FLAGS.average_weights:
-        raise UsageError("--average_weights: give one or more weights files or globs")
     paths = []
     for pattern in FLAGS.average_weights:
         matches = sorted(glob.glob(pattern))
@@ -321,13 +317,22 @@ def run_training() -> None:
     train(config)
 
 
+def _refuse_empty_mode_flags() -> None:
+    """An empty mode flag (say `--input=$FILES` with FILES unset) would otherwise fall through to evaluation."""
+    for name in ("import_matconvnet", "average_weights", "export_saved_model", "input"):
+        value = FLAGS[name].value
+        if value is not None and not value:
+            raise UsageError(f"--{name}: give a value; it is empty")
+
+
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
     try:
-        if FLAGS.import_matconvnet is not None:
+        _refuse_empty_mode_flags()
+        if FLAGS.import_matconvnet:
             import_official(FLAGS.import_matconvnet)
-        elif FLAGS.average_weights is not None:
+        elif FLAGS.average_weights:
             run_average()
         elif FLAGS.export_saved_model:
             run_export()

@@ -205,8 +205,8 @@ def test_writing_weights_never_replaces_a_checkpoint_unasked(flag, checkpoint_di
     assert (checkpoint_dir / "vdsr.h5").read_bytes() == before
 
 
-@pytest.mark.parametrize("flag", ["--average_weights", "--import_matconvnet"])
-def test_an_empty_weights_flag_is_an_error_not_an_evaluation(flag, tmp_path):
+@pytest.mark.parametrize("flag", ["--average_weights", "--import_matconvnet", "--export_saved_model", "--input"])
+def test_an_empty_mode_flag_is_an_error_not_an_evaluation(flag, tmp_path):
     # An empty shell variable in `--average_weights=$FILES` used to fall through to a full evaluation.
     result = run_main(f"{flag}=", f"--checkpoint_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and last_line(result).startswith(f"error: {flag}: give ")
