@@ -317,19 +317,27 @@ def run_training() -> None:
     train(config)
 
 
-def _refuse_empty_mode_flags() -> None:
-    """An empty mode flag (say `--input=$FILES` with FILES unset) would otherwise fall through to evaluation."""
-    for name in ("import_matconvnet", "average_weights", "export_saved_model", "input"):
+MODE_FLAGS = ("import_matconvnet", "average_weights", "export_saved_model", "input")
+
+
+def _check_mode_flags() -> None:
+    """One mode per run. An empty mode flag (say `--input=$FILES` with FILES unset) would otherwise fall
+    through to evaluation, and a second one would be silently ignored (`--is_train=True --input=x.png`
+    would enlarge x.png and train nothing)."""
+    for name in MODE_FLAGS:
         value = FLAGS[name].value
         if value is not None and not value:
             raise UsageError(f"--{name}: give a value; it is empty")
+    modes = [f"--{name}" for name in MODE_FLAGS if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
+    if len(modes) > 1:
+        raise UsageError(f"{' and '.join(modes)}: give one mode at a time")
 
 
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
     try:
-        _refuse_empty_mode_flags()
+        _check_mode_flags()
         if FLAGS.import_matconvnet:
             import_official(FLAGS.import_matconvnet)
         elif FLAGS.average_weights:

@@ -213,6 +213,18 @@ def test_an_empty_mode_flag_is_an_error_not_an_evaluation(flag, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [["--is_train=True", "--input=photo.png"], ["--average_weights=a.h5", "--export_saved_model=saved"]],
+)
+def test_two_modes_at_once_are_an_error(flags, tmp_path):
+    # --is_train=True with --input used to enlarge the images and train nothing, without a word.
+    result = run_main(*flags, f"--checkpoint_dir={tmp_path / 'out'}")
+    assert result.returncode != 0 and last_line(result).endswith(": give one mode at a time")
+    assert flags[0].split("=")[0] in last_line(result) and flags[1].split("=")[0] in last_line(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_averaging_a_glob_that_matches_nothing_writes_nothing(tmp_path):
     result = run_main(f"--average_weights={tmp_path / 'none' / '*.h5'}", f"--checkpoint_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "--average_weights: no file matches" in last_line(result)
