@@ -161,9 +161,10 @@ def _write_weights(weights: list, *, source: str, residual: bool, metadata: dict
     save_weights(model, _weights_path(), residual=residual, metadata=metadata)
 
 
-def import_official(mat_path: str) -> None:
+def run_import() -> None:
     from vdsr_tf.official_weights import read_matconvnet
 
+    mat_path = FLAGS.import_matconvnet
     _refuse_to_replace_weights()
     weights = read_matconvnet(mat_path)
     metadata = {"source": f"imported from {os.path.basename(mat_path)}"}
@@ -317,18 +318,24 @@ def run_training() -> None:
     train(config)
 
 
-MODE_FLAGS = ("import_matconvnet", "average_weights", "export_saved_model", "input")
+# Each mode flag and what it runs; with none of them set, --is_train picks training or evaluation.
+MODES = {
+    "import_matconvnet": run_import,
+    "average_weights": run_average,
+    "export_saved_model": run_export,
+    "input": run_enlarge,
+}
 
 
 def _check_mode_flags() -> None:
     """One mode per run. An empty mode flag (say `--input=$FILES` with FILES unset) would otherwise fall
     through to evaluation, and a second one would be silently ignored (`--is_train=True --input=x.png`
     would enlarge x.png and train nothing)."""
-    for name in MODE_FLAGS:
+    for name in MODES:
         value = FLAGS[name].value
         if value is not None and not value:
             raise UsageError(f"--{name}: give a value; it is empty")
-    modes = [f"--{name}" for name in MODE_FLAGS if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
+    modes = [f"--{name}" for name in MODES if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)}: give one mode at a time")
 
@@ -338,15 +345,10 @@ def main(argv):
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
     try:
         _check_mode_flags()
-        if FLAGS.import_matconvnet:
-            import_official(FLAGS.import_matconvnet)
-        elif FLAGS.average_weights:
-            run_average()
-        elif FLAGS.export_saved_model:
-            run_export()
-        elif FLAGS.input:
-            sys.exit(run_enlarge())
-        elif FLAGS.is_train:
+        for name, run_mode in MODES.items():
+            if FLAGS[name].value:
+                return run_mode()
+        if FLAGS.is_train:
             run_training()
         else:
             run_evaluation()
