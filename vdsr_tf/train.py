@@ -74,6 +74,7 @@ class TrainConfig:
     keep_epoch_weights: bool = False
     seed: int = 123
     init_weights: str | None = None
+    precision: str = "float32"
 
     @property
     def total_steps(self) -> int:
@@ -253,7 +254,13 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     }
 
     with strategy.scope():
-        model = build_vdsr(depth=config.depth, width=config.width, residual=config.residual, seed=config.seed)
+        model = build_vdsr(
+            depth=config.depth,
+            width=config.width,
+            residual=config.residual,
+            seed=config.seed,
+            precision=config.precision,
+        )
         optimizer = make_optimizer(config.optimizer, learning_rate=config.lr, momentum=config.momentum)
         optimizer.build(model.trainable_variables)
         step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
