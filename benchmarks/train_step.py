@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peak import matmul_gflops  # noqa: E402
 
 from vdsr_tf.model import build_vdsr  # noqa: E402
-from vdsr_tf.train import adjustable_clip, make_train_step, patch_loss  # noqa: E402
+from vdsr_tf.step import adjustable_clip, make_train_step, patch_loss  # noqa: E402
 
 STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")

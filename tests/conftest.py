@@ -67,3 +67,27 @@ def tiny_data_dir(tmp_path):
     Image.fromarray(image[:48, :60]).save(test / "x.png")
     Image.fromarray(image[20:68, 10:58]).save(test / "y.png")
     return tmp_path / "data"
+
+
+@pytest.fixture
+def tiny_training(tiny_data_dir, tmp_path):
+    """A TrainConfig of a depth-3 network on patches of the tiny data folder: 4 epochs of 3 steps."""
+    from vdsr_tf.data import PatchSettings, generate_training_h5
+    from vdsr_tf.images import list_images
+    from vdsr_tf.train import TrainConfig
+
+    train_h5 = str(tmp_path / "train.h5")
+    paths = list_images(str(tiny_data_dir / "train" / "T91"))
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    return TrainConfig(
+        train_h5=train_h5,
+        checkpoint_dir=str(tmp_path / "run"),
+        log_dir=str(tmp_path / "logs"),
+        validation_paths=tuple(list_images(str(tiny_data_dir / "test" / "Set5"))),
+        depth=3,
+        width=8,
+        steps_per_epoch=3,
+        epochs=4,
+        lr_decay_epochs=2,
+        batch_size=8,
+    )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vdsr_tf.evaluate import make_predictor
+from vdsr_tf.model import make_predictor
 from vdsr_tf.export import export_saved_model, tf_imresize
 from vdsr_tf.imresize import imresize
 from vdsr_tf.infer import enlarge

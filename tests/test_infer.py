@@ -6,7 +6,7 @@ import pytest
 from conftest import last_line, run_main
 from PIL import Image
 
-from vdsr_tf.evaluate import make_predictor
+from vdsr_tf.model import make_predictor
 from vdsr_tf.images import read_picture
 from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled
 from vdsr_tf.model import build_vdsr, conv_layers

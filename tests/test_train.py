@@ -14,7 +14,8 @@ from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.evaluate import evaluate
 from vdsr_tf.images import list_images
 from vdsr_tf.model import build_vdsr, load_vdsr, read_weights
-from vdsr_tf.train import TrainConfig, adjustable_clip, learning_rate_at, make_optimizer, make_train_step, train
+from vdsr_tf.step import adjustable_clip, learning_rate_at, make_optimizer, make_train_step
+from vdsr_tf.train import TrainConfig, train
 
 
 def test_paper_schedule():
@@ -52,25 +53,6 @@ def test_applied_gradient_elements_lie_within_theta_over_lr(rng):
     # about 1e-7 absolute, i.e. 1e-3 of the 1e-4 step.
     assert largest <= theta / learning_rate * (1 + 1e-3)
     assert largest >= theta / learning_rate * (1 - 1e-3)
-
-
-@pytest.fixture
-def tiny_training(tiny_data_dir, tmp_path):
-    train_h5 = str(tmp_path / "train.h5")
-    paths = list_images(str(tiny_data_dir / "train" / "T91"))
-    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
-    return TrainConfig(
-        train_h5=train_h5,
-        checkpoint_dir=str(tmp_path / "run"),
-        log_dir=str(tmp_path / "logs"),
-        validation_paths=tuple(list_images(str(tiny_data_dir / "test" / "Set5"))),
-        depth=3,
-        width=8,
-        steps_per_epoch=3,
-        epochs=4,
-        lr_decay_epochs=2,
-        batch_size=8,
-    )
 
 
 def _weights(config):

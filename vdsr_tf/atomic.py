@@ -1,8 +1,11 @@
 """Writing files so that a crash never leaves a half-written file under the final name."""
 
 import contextlib
+import json
 import os
 import tempfile
+
+TEMPORARY_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
@@ -14,7 +17,7 @@ def atomic_path(path: str, *, suffix: str = ""):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
     os.close(handle)
     try:
         yield temporary
@@ -24,3 +27,22 @@ def atomic_path(path: str, *, suffix: str = ""):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def write_json(path: str, value) -> None:
+    """Writes `value` as JSON, atomically."""
+    with atomic_path(path, suffix=".json") as temporary:
+        with open(temporary, "w") as file:
+            json.dump(value, file, indent=1)
+
+
+def remove_leftovers(directory: str) -> list[str]:
+    """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed."""
+    removed = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(path):
+                os.remove(path)
+                removed.append(path)
+    return removed

@@ -219,13 +219,16 @@ class TrainingPatches:
         except KeyError:
             self._file.close()
             raise ValueError(f"{path}: expected datasets 'data' and 'label'") from None
-        shape = self.inputs.shape
-        if len(shape) != 4 or shape[3] != 1 or shape[1] != shape[2] or self.labels.shape != shape or shape[0] == 0:
+        shape, label_shape = self.inputs.shape, self.labels.shape
+        dtypes = (self.inputs.dtype, self.labels.dtype)
+        if len(shape) != 4 or shape[3] != 1 or shape[1] != shape[2] or label_shape != shape or shape[0] == 0:
             self._file.close()
             raise ValueError(
-                f"{path}: 'data' and 'label' must both be (N, P, P, 1) with N > 0, "
-                f"got {self.inputs.shape} and {self.labels.shape}"
+                f"{path}: 'data' and 'label' must both be (N, P, P, 1) with N > 0, got {shape} and {label_shape}"
             )
+        if not all(np.issubdtype(dtype, np.floating) for dtype in dtypes):
+            self._file.close()
+            raise ValueError(f"{path}: 'data' and 'label' must hold floats in [0, 1], got {dtypes[0]} and {dtypes[1]}")
         self.path = path
         self.count = shape[0]
         self.scales = self._file["scale"] if "scale" in self._file else None

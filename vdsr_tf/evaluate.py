@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
 from vdsr_tf.color import rgb_to_y
 from vdsr_tf.images import bicubic_degrade, list_images, modcrop, read_image
 from vdsr_tf.metrics import psnr_y, ssim_y, to_uint8_range
+from vdsr_tf.model import make_predictor
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,6 @@ def prepare_test_images(paths: list[str], scale: int) -> list[TestImage]:
         interpolated = bicubic_degrade(ground_truth / 255.0, scale).astype(np.float32)
         images.append(TestImage(os.path.splitext(os.path.basename(path))[0], ground_truth, interpolated))
     return images
-
-
-def make_predictor(model):
-    """A compiled function: float32 HxW interpolated Y in [0, 1] -> HxW network output (not clipped).
-
-    One trace serves every image size.
-    """
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], reduce_retracing=True)
-    def predict(interpolated):
-        return model(interpolated[None, :, :, None], training=False)[0, :, :, 0]
-
-    return lambda interpolated: predict(tf.constant(interpolated, tf.float32)).numpy()
 
 
 def score(image: TestImage, output: np.ndarray, scale: int) -> tuple[float, float]:
@@ -82,7 +69,7 @@ def evaluate_images(
     }
 
 
-def dataset_paths(data_dir: str, dataset: str) -> list[str]:
+def dataset_paths(data_dir: str, dataset: str, *, flag: str = "--test_datasets") -> list[str]:
     """The images of `<data_dir>/test/<dataset>`, sorted by name.
 
     Raises:
@@ -90,10 +77,10 @@ def dataset_paths(data_dir: str, dataset: str) -> list[str]:
     """
     folder = os.path.join(data_dir, "test", dataset)
     if not os.path.isdir(folder):
-        raise ValueError(f"--test_datasets: no folder {folder} for dataset '{dataset}'")
+        raise ValueError(f"{flag}: no folder {folder} for dataset '{dataset}'")
     paths = list_images(folder)
     if not paths:
-        raise ValueError(f"--test_datasets: {folder} holds no readable image")
+        raise ValueError(f"{flag}: {folder} holds no readable image")
     return paths
 
 

@@ -10,6 +10,7 @@ import os
 import h5py
 import keras
 import numpy as np
+import tensorflow as tf
 
 from vdsr_tf.atomic import atomic_path
 
@@ -171,3 +172,16 @@ def set_conv_weights(model: keras.Model, weights, *, source: str) -> None:
                 f"expected {expected[0]}, {expected[1]}"
             )
         layer.set_weights([kernel, bias])
+
+
+def make_predictor(model):
+    """A compiled function: float32 HxW interpolated Y in [0, 1] -> HxW network output (not clipped).
+
+    One trace serves every image size.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], reduce_retracing=True)
+    def predict(interpolated):
+        return model(interpolated[None, :, :, None], training=False)[0, :, :, 0]
+
+    return lambda interpolated: predict(tf.constant(interpolated, tf.float32)).numpy()

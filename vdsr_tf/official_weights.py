@@ -20,7 +20,7 @@ def read_matconvnet(path: str) -> list[tuple[np.ndarray, np.ndarray]]:
     """
     try:
         contents = scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as error:
+    except (OSError, ValueError, TypeError, IndexError, KeyError, scipy.io.matlab.MatReadError) as error:
         raise ValueError(f"{path}: not a readable .mat file ({error})") from None
     try:
         model = contents["model"][0, 0]

@@ -1,0 +1,151 @@
+"""Issue cases where training lost or hid work: each reproduced, then the fixed behaviour checked."""
+
+import dataclasses
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from vdsr_tf.model import read_weights
+from vdsr_tf.train import TrainConfig, train
+
+
+def _run(config, **changes):
+    return train(dataclasses.replace(config, **changes))
+
+
+def _files(folder):
+    return sorted(os.listdir(folder))
+
+
+def _weights_step(config):
+    return read_weights(os.path.join(config.checkpoint_dir, "vdsr.h5"))[1]["step"]
+
+
+def test_missing_or_stale_exported_weights_are_rewritten_on_resume(tiny_training):
+    # A kill after the state reached step 6 but before vdsr.h5 was renamed left vdsr.h5 older or missing.
+    _run(tiny_training, max_steps=6)
+    weights = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    os.remove(weights)
+    _run(tiny_training, epochs=2)  # the schedule ended at step 6: nothing to train, but the export is due
+    assert _weights_step(tiny_training) == 6
+    with h5py.File(weights, "a") as file:
+        file.attrs["step"] = 3
+    _run(tiny_training, epochs=2)
+    assert _weights_step(tiny_training) == 6
+
+
+def test_a_lost_state_index_resumes_from_the_files_instead_of_restarting(tiny_training):
+    _run(tiny_training, max_steps=6)
+    os.remove(os.path.join(tiny_training.checkpoint_dir, "state", "checkpoint"))
+    record = _run(tiny_training, max_steps=3)
+    assert record["steps"] == 9 and _weights_step(tiny_training) == 9
+
+
+def test_a_damaged_latest_state_falls_back_to_the_one_before(tiny_training, tmp_path):
+    straight = _run(tiny_training, checkpoint_dir=str(tmp_path / "straight"), log_dir=str(tmp_path / "l1"))
+    _run(tiny_training, max_steps=6)  # states at the epoch ends 3 and 6
+    state = os.path.join(tiny_training.checkpoint_dir, "state")
+    data = [name for name in _files(state) if name.startswith("ckpt-6.data")]
+    with open(os.path.join(state, data[0]), "r+b") as file:
+        file.write(b"garbage" * 100)
+    record = _run(tiny_training)
+    assert record["steps"] == 12 and straight["steps"] == 12
+    assert [row["step"] for row in record["validation"]] == [0, 3, 6, 9, 12]
+    for (k1, b1), (k2, b2) in zip(read_weights(str(tmp_path / "straight" / "vdsr.h5"))[0], read_weights(
+        os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"))[0]):
+        np.testing.assert_allclose(k1, k2, atol=1e-5)
+        np.testing.assert_allclose(b1, b2, atol=1e-5)
+
+
+def test_a_state_with_no_readable_checkpoint_is_refused_not_restarted(tiny_training):
+    _run(tiny_training, max_steps=3)
+    state = os.path.join(tiny_training.checkpoint_dir, "state")
+    for name in _files(state):
+        if name.startswith("ckpt-"):
+            with open(os.path.join(state, name), "wb") as file:
+                file.write(b"text")
+    with pytest.raises(ValueError, match="state: holds training states but none can be restored.*--restart"):
+        _run(tiny_training, max_steps=3)
+    assert _weights_step(tiny_training) == 3  # the good export is untouched
+    record = _run(tiny_training, max_steps=2, restart=True)
+    assert record["steps"] == 2
+    kept = [name for name in _files(tiny_training.checkpoint_dir) if name.startswith("previous-")]
+    assert len(kept) == 1 and "vdsr.h5" in _files(os.path.join(tiny_training.checkpoint_dir, kept[0]))
+
+
+def test_a_folder_with_earlier_weights_but_no_state_keeps_them_aside(tiny_training):
+    _run(tiny_training, max_steps=3)
+    before = open(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), "rb").read()
+    import shutil
+
+    shutil.rmtree(os.path.join(tiny_training.checkpoint_dir, "state"))
+    record = _run(tiny_training, max_steps=1)
+    assert record["steps"] == 1
+    kept = [name for name in _files(tiny_training.checkpoint_dir) if name.startswith("previous-")]
+    assert len(kept) == 1
+    assert open(os.path.join(tiny_training.checkpoint_dir, kept[0], "vdsr.h5"), "rb").read() == before
+
+
+def test_epoch_end_rows_missing_from_the_record_are_made_on_resume(tiny_training):
+    # The periodic save could land on an epoch's last step before its validation ran.
+    _run(tiny_training, max_steps=3)
+    path = os.path.join(tiny_training.checkpoint_dir, "training_record.json")
+    record = json.load(open(path))
+    record["validation"] = [row for row in record["validation"] if row["step"] < 3]
+    record["training_loss"] = []
+    json.dump(record, open(path, "w"))
+    record = _run(tiny_training, max_steps=3)
+    assert [row["step"] for row in record["validation"]] == [0, 3, 6]
+    assert [row["step"] for row in record["training_loss"]] == [3, 6]
+
+
+def test_a_truncated_record_is_set_aside_and_the_state_resumes(tiny_training):
+    _run(tiny_training, max_steps=3)
+    path = os.path.join(tiny_training.checkpoint_dir, "training_record.json")
+    text = open(path).read()
+    open(path, "w").write(text[: len(text) // 2])
+    record = _run(tiny_training, max_steps=3)
+    assert record["steps"] == 6
+    assert open(path + ".damaged").read() == text[: len(text) // 2]
+
+
+def test_leftovers_of_a_killed_run_are_removed_on_start(tiny_training):
+    _run(tiny_training, max_steps=3)
+    folder = tiny_training.checkpoint_dir
+    open(os.path.join(folder, ".tmp-abc.h5"), "w").close()
+    os.makedirs(os.path.join(folder, "state", "ckpt-5_temp", "part"))
+    _run(tiny_training, max_steps=1)
+    assert not [name for name in _files(folder) if name.startswith(".tmp-")]
+    assert not [name for name in _files(os.path.join(folder, "state")) if "_temp" in name]
+
+
+def test_a_short_run_validates_at_its_end_and_says_where_it_saved(tiny_training, capsys):
+    record = _run(tiny_training, max_steps=2)
+    assert [row["step"] for row in record["validation"]] == [0, 2]
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"saved step 2 to {tiny_training.checkpoint_dir}"
+
+
+def test_bad_settings_name_their_flag(tiny_training, tmp_path):
+    file = tmp_path / "a_file"
+    file.write_text("x")
+    with pytest.raises(ValueError, match="--checkpoint_dir: .* is a file"):
+        dataclasses.replace(tiny_training, checkpoint_dir=str(file))
+    with pytest.raises(ValueError, match="--clip must be one of"):
+        dataclasses.replace(tiny_training, clip="elementwise")
+    with pytest.raises(ValueError, match="--bias_lr_scale must be positive"):
+        dataclasses.replace(tiny_training, bias_lr_scale=0)
+    assert isinstance(tiny_training, TrainConfig)
+
+
+@pytest.mark.parametrize("shape,dtype", [((4, 21, 21, 3), "float32"), ((4, 21, 21), "float32"), ((4, 21, 21, 1), "uint8")])
+def test_an_unusable_patch_file_is_named_before_any_work(tiny_training, tmp_path, shape, dtype):
+    path = str(tmp_path / "bad.h5")
+    with h5py.File(path, "w") as file:
+        file["data"] = np.zeros(shape, dtype)
+        file["label"] = np.zeros(shape, dtype)
+    with pytest.raises(ValueError, match="bad.h5: 'data' and 'label' must"):
+        _run(tiny_training, train_h5=path)
+    assert not os.path.exists(tiny_training.checkpoint_dir)

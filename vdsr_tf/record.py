@@ -1,0 +1,80 @@
+"""The training record: `training_record.json` beside the weights, one file a run carries along.
+
+{"steps": N, "wall_seconds": s, "config": {...the TrainConfig...},
+ "learning_rate": [{"from_step", "lr", "optimizer"}, ...],
+ "validation": [{"step", "psnr_x2", ...}, ...],
+ "training_loss": [{"step", "loss_over_bicubic"}, ...]}
+Rows are in step order; a resumed run cuts the rows after its restored step,
+so the record always describes the weights saved beside it.
+"""
+
+import json
+import os
+
+from absl import logging
+
+from vdsr_tf.atomic import write_json
+
+RECORD_NAME = "training_record.json"
+ROW_LISTS = ("learning_rate", "validation", "training_loss")
+
+
+def new_record() -> dict:
+    return {"steps": 0, "wall_seconds": 0.0, "learning_rate": [], "validation": [], "training_loss": []}
+
+
+def read_record(path: str) -> dict | None:
+    """The record at `path`; None if there is none. A damaged one is set aside as `<path>.damaged`, logged."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as file:
+            record = json.load(file)
+        if not isinstance(record, dict) or not all(isinstance(record.get(key, []), list) for key in ROW_LISTS):
+            raise ValueError("not a training record")
+    except (OSError, ValueError) as error:
+        os.replace(path, path + ".damaged")
+        logging.warning("%s: unreadable (%s); kept as %s.damaged, a new record starts", path, error, path)
+        return None
+    return record
+
+
+def recorded_optimizer(path: str) -> str:
+    """The optimizer of the run whose record this is (records before the option existed: SGD)."""
+    record = read_record(path) if os.path.isfile(path) else None
+    return (record or {}).get("config", {}).get("optimizer", "sgd")
+
+
+def load_record(paths: list[str], step: int, config: dict) -> dict:
+    """The first readable record among `paths`, cut back to `step`, with `config`; else a new one."""
+    record = new_record()
+    for path in paths:
+        found = read_record(path)
+        if found is not None:
+            record.update(found)
+            break
+    record["validation"] = [row for row in record["validation"] if row["step"] <= step]
+    record["training_loss"] = [row for row in record["training_loss"] if row["step"] <= step]
+    record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
+    if record.get("config", {}).get("precision", "float32") != config["precision"] and step:
+        logging.info("resuming a %s run in %s", record["config"].get("precision", "float32"), config["precision"])
+    if record.get("config", {}).get("clip", "value") != config["clip"] and step:
+        logging.info("clip form changed from %s to %s at step %d", record["config"].get("clip", "value"), config["clip"], step)
+    record["config"] = config
+    return record
+
+
+def note_learning_rate(record: dict, step: int, learning_rate: float, optimizer: str) -> None:
+    """Adds a schedule row when the learning rate or the optimizer changes at `step`."""
+    row = {"from_step": step, "lr": learning_rate, "optimizer": optimizer}
+    rows = record["learning_rate"]
+    if not rows or any(rows[-1].get(key, "sgd") != row[key] for key in ("lr", "optimizer")):
+        rows.append(row)
+
+
+def has_row(record: dict, name: str, step: int) -> bool:
+    return any(row["step"] == step for row in record[name])
+
+
+def save_record(record: dict, path: str) -> None:
+    write_json(path, record)

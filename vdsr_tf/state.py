@@ -1,0 +1,103 @@
+"""The training state on disk: `<checkpoint_dir>/state/ckpt-<step>`, restored with fallbacks.
+
+TensorFlow's CheckpointManager finds the latest state through the small
+`state/checkpoint` index file. A kill can leave that index missing or the
+newest `ckpt-N` damaged while older ones are intact; the state is then found
+from the files themselves, newest intact first, and the damaged ones are
+named in the log and removed. Nothing is silently started over.
+"""
+
+import glob
+import os
+import re
+import shutil
+import time
+
+import tensorflow as tf
+from absl import logging
+
+STATE_NAME = "state"
+_CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
+
+
+class StateError(ValueError):
+    """A state folder that holds checkpoint files of which none can be restored."""
+
+
+def state_dir(checkpoint_dir: str) -> str:
+    return os.path.join(checkpoint_dir, STATE_NAME)
+
+
+def saved_states(directory: str) -> list[str]:
+    """The `ckpt-N` prefixes in `directory`, newest first, from the files present (not the index)."""
+    found = []
+    for path in glob.glob(os.path.join(directory, "ckpt-*.index")):
+        match = _CHECKPOINT_INDEX.search(os.path.basename(path))
+        if match:
+            found.append((int(match.group(1)), path[: -len(".index")]))
+    return [prefix for _, prefix in sorted(found, reverse=True)]
+
+
+def remove_partial_saves(directory: str) -> None:
+    """Removes the `ckpt-N_temp` folders a save killed half-way leaves."""
+    for path in glob.glob(os.path.join(directory, "*_temp*")):
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            logging.info("removed %s, left by an interrupted save", path)
+
+
+def _remove_state_files(prefix: str) -> None:
+    for path in glob.glob(prefix + ".*"):
+        os.remove(path)
+
+
+def restore_newest(checkpoint: tf.train.Checkpoint, core: tf.train.Checkpoint, directory: str) -> str | None:
+    """Restores the newest intact state in `directory` into `checkpoint`; returns its prefix (None: none saved).
+
+    `core` holds what every state must match (weights, optimizer, step);
+    `checkpoint` may hold more that older states lack. Newer damaged states
+    are removed, and the index is rewritten to list the intact ones.
+
+    Raises:
+      StateError: naming the folder, if it holds states but none is readable.
+    """
+    orphans = [
+        path
+        for path in glob.glob(os.path.join(directory, "ckpt-*.data-*"))
+        if not os.path.exists(path.split(".data-")[0] + ".index")
+    ]
+    prefixes = saved_states(directory)
+    if not prefixes and not orphans:
+        return None
+    for position, prefix in enumerate(prefixes):
+        try:
+            core.restore(prefix).expect_partial().assert_existing_objects_matched()
+            checkpoint.restore(prefix).expect_partial()
+        except (tf.errors.OpError, ValueError, IndexError, AssertionError) as error:
+            logging.warning("%s: damaged (%s); trying the one before", prefix, str(error).splitlines()[0][:200])
+            continue
+        for damaged in prefixes[:position] + orphans:
+            _remove_state_files(damaged.split(".data-")[0])
+            logging.warning("removed the damaged state %s", damaged)
+        intact = [p for p in prefixes[position:] if os.path.exists(p + ".index")]
+        tf.compat.v1.train.update_checkpoint_state(directory, prefix, all_model_checkpoint_paths=intact[::-1])
+        if position:
+            logging.warning("resumed from %s, the newest intact state", prefix)
+        return prefix
+    raise StateError(
+        f"{directory}: holds training states but none can be restored; move it away or pass --restart "
+        "to start afresh (the folder is then kept as previous-<time>/)"
+    )
+
+
+def set_aside(checkpoint_dir: str, names: list[str]) -> str | None:
+    """Moves the named files and folders of `checkpoint_dir` into `previous-<time>/`; returns that folder."""
+    present = [name for name in names if os.path.exists(os.path.join(checkpoint_dir, name))]
+    if not present:
+        return None
+    target = os.path.join(checkpoint_dir, time.strftime("previous-%Y%m%d-%H%M%S"))
+    os.makedirs(target)
+    for name in present:
+        os.replace(os.path.join(checkpoint_dir, name), os.path.join(target, name))
+    logging.warning("starting afresh: kept %s of the earlier run in %s", ", ".join(present), target)
+    return target
