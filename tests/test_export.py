@@ -17,11 +17,17 @@ def test_graph_resize_equals_numpy_imresize(rng, shape, out):
     )
 
 
-def test_saved_model_agrees_with_the_python_path(tmp_path, rng):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(model, the loaded SavedModel's serving function) of a small network."""
     model = build_vdsr(depth=3, width=8, seed=4)
-    export_saved_model(model, str(tmp_path / "saved"))
-    loaded = tf.saved_model.load(str(tmp_path / "saved"))
-    serve = loaded.signatures["serving_default"]
+    folder = str(tmp_path_factory.mktemp("saved"))
+    export_saved_model(model, folder)
+    return model, tf.saved_model.load(folder).signatures["serving_default"]
+
+
+def test_saved_model_agrees_with_the_python_path(exported, rng):
+    model, serve = exported
     smooth = np.cumsum(np.cumsum(rng.random((21, 30, 3)), axis=0), axis=1)
     image = (255 * smooth / smooth.max()).astype(np.uint8)
     for scale in (2.0, 2.5):
@@ -30,3 +36,13 @@ def test_saved_model_agrees_with_the_python_path(tmp_path, rng):
         assert served.shape == expected.shape and served.dtype == np.uint8
         # Same arithmetic; the Python path rounds Y to float32 once more before the network.
         assert np.max(np.abs(served.astype(int) - expected)) <= 1
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 8.01, 1000.0, float("nan")])
+def test_saved_model_refuses_the_scales_the_command_line_refuses(exported, scale):
+    _, serve = exported
+    image = tf.zeros((4, 5, 3), tf.uint8)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"scale must lie in \(1, 8\]"):
+        serve(image=image, scale=tf.constant(scale, tf.float32))
+    # The largest scale allowed still serves: ceil(4 * 8) x ceil(5 * 8).
+    assert list(serve(image=image, scale=tf.constant(8.0)).values())[0].shape == (32, 40, 3)

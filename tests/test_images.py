@@ -1,12 +1,14 @@
+import os
 import struct
 import zlib
 
 import numpy as np
 import png
 import pytest
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
-from vdsr_tf.images import ImageReadError, read_image, read_picture
+from vdsr_tf import images
+from vdsr_tf.images import Metadata, ImageReadError, probe_picture, read_image, read_picture, write_picture
 
 ORIENTATION = 0x0112
 
@@ -72,3 +74,155 @@ def test_unreadable_files_are_named(tmp_path):
         read_image(str(tmp_path / "bad.png"))
     with pytest.raises(ImageReadError, match="missing.png: no such file"):
         read_picture(str(tmp_path / "missing.png"))
+
+
+def srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def camera_exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Fujifilm"
+    exif[ExifTags.Base.Model] = "X-T5"
+    exif[ExifTags.Base.Orientation] = orientation
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "2024:05:01 10:00:00"
+    return exif
+
+
+def assert_camera_metadata(image: Image.Image, *, dpi: bool = True):
+    exif = image.getexif()
+    assert (exif[ExifTags.Base.Make], exif[ExifTags.Base.Model]) == ("Fujifilm", "X-T5")
+    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "2024:05:01 10:00:00"
+    assert exif[ExifTags.Base.Orientation] == 1  # the pixels are upright already
+    assert image.info["icc_profile"] == srgb_profile()
+    if dpi:
+        np.testing.assert_allclose([float(dpi) for dpi in image.info["dpi"]], (300, 300), atol=0.01)  # PNG: per metre
+
+
+@pytest.mark.parametrize("file_format", ["JPEG", "PNG", "TIFF"])
+def test_metadata_is_read_with_orientation_reset(tmp_path, file_format):
+    path = tmp_path / "photo.img"
+    Image.fromarray(pattern((4, 6, 3))).save(
+        path, format=file_format, exif=camera_exif(6).tobytes(), icc_profile=srgb_profile(), dpi=(300, 300)
+    )
+    picture = read_picture(str(path))
+    assert picture.pixels.shape == (6, 4, 3)  # turned upright
+    exif = Image.Exif()
+    exif.load(picture.metadata.exif)
+    # Pillow turns a TIFF upright itself and drops its orientation tag; others keep the tag, now 1.
+    assert exif.get(ExifTags.Base.Orientation, 1) == 1 and exif[ExifTags.Base.Model] == "X-T5"
+    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == "2024:05:01 10:00:00"
+    assert picture.metadata.icc_profile == srgb_profile()
+    np.testing.assert_allclose(picture.metadata.dpi, (300, 300), atol=0.01)
+    # A TIFF's strip layout is the input file's, not the picture's: not carried.
+    assert ExifTags.Base.StripOffsets not in exif
+
+
+def test_a_profile_of_another_colour_space_is_dropped(tmp_path):
+    # Pillow converts CMYK pixels to RGB; a CMYK profile would then misdescribe them.
+    cmyk = bytearray(srgb_profile())
+    cmyk[16:20] = b"CMYK"
+    Image.fromarray(pattern((4, 6, 4)), mode="CMYK").save(tmp_path / "cmyk.jpg", icc_profile=bytes(cmyk))
+    picture = read_picture(str(tmp_path / "cmyk.jpg"))
+    assert picture.pixels.shape == (4, 6, 3) and picture.metadata.icc_profile is None
+    Image.fromarray(pattern((4, 6)), mode="L").save(tmp_path / "gray.png", icc_profile=srgb_profile())
+    assert read_picture(str(tmp_path / "gray.png")).metadata.icc_profile is None  # an RGB profile on gray
+
+
+@pytest.mark.parametrize("file_format", ["JPEG", "PNG", "TIFF", "WEBP"])
+def test_write_picture_carries_metadata(tmp_path, file_format):
+    exif = camera_exif(1).tobytes()
+    metadata = Metadata(exif=exif, icc_profile=srgb_profile(), dpi=(300.0, 300.0))
+    path = tmp_path / "out.img"
+    write_picture(pattern((8, 6, 3)), str(path), file_format, metadata=metadata)
+    with Image.open(path) as image:
+        assert_camera_metadata(image, dpi=file_format != "WEBP")  # WebP has no resolution field
+
+
+def test_sixteen_bit_png_carries_metadata(tmp_path):
+    # The pypng path, not Pillow's: its iCCP and eXIf chunks are written by hand.
+    pixels = (pattern((8, 6, 3)).astype(np.uint16) * 257).astype(np.uint16)
+    metadata = Metadata(exif=camera_exif(1).tobytes(), icc_profile=srgb_profile(), dpi=(300.0, 300.0))
+    write_picture(pixels, str(tmp_path / "deep.png"), "PNG", metadata=metadata)
+    with Image.open(tmp_path / "deep.png") as image:
+        assert_camera_metadata(image)
+    np.testing.assert_array_equal(read_picture(str(tmp_path / "deep.png")).pixels, pixels)
+
+
+def test_jpeg_quality(tmp_path):
+    # Pillow derives the quantisation tables from the quality alone, so equal tables mean equal quality.
+    Image.fromarray(pattern((16, 16, 3))).save(tmp_path / "reference.jpg", quality=40)
+    write_picture(pattern((16, 16, 3)), str(tmp_path / "out.jpg"), "JPEG", quality=40)
+    with Image.open(tmp_path / "reference.jpg") as reference, Image.open(tmp_path / "out.jpg") as out:
+        assert out.quantization == reference.quantization
+    write_picture(pattern((16, 16, 3)), str(tmp_path / "default.jpg"), "JPEG")
+    with Image.open(tmp_path / "default.jpg") as default, Image.open(tmp_path / "reference.jpg") as reference:
+        assert default.quantization != reference.quantization
+
+
+def webp_codec(path) -> bytes:
+    """The codec chunk of a simple WebP file (RIFF header, then VP8 or VP8L)."""
+    return path.read_bytes()[12:16]
+
+
+@pytest.mark.parametrize(
+    "options, lossless",
+    [
+        ({"lossless": True}, True),
+        ({"quality": 90}, False),
+        ({"lossless": True, "exif": camera_exif(1).tobytes()}, True),  # the extended layout: VP8X, then the frame
+        ({"quality": 90, "exif": camera_exif(1).tobytes()}, False),
+    ],
+)
+def test_lossless_webp_is_recognised(tmp_path, options, lossless):
+    Image.fromarray(pattern((6, 8, 4))).save(tmp_path / "p.webp", **options)
+    assert read_picture(str(tmp_path / "p.webp")).lossless is lossless
+
+
+def test_animated_files_count_their_frames(tmp_path):
+    frames = [Image.fromarray(pattern((6, 8, 3))), Image.fromarray(255 - pattern((6, 8, 3)))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "a.webp", save_all=True, append_images=frames[1:], lossless=True)
+    gif = read_picture(str(tmp_path / "a.gif"))
+    assert gif.frames == 2 and gif.pixels.shape == (6, 8, 3)
+    webp = read_picture(str(tmp_path / "a.webp"))
+    assert webp.frames == 2 and webp.lossless  # its first frame sits in an ANMF chunk
+    np.testing.assert_array_equal(webp.pixels[:, :, :3], pattern((6, 8, 3)))
+
+
+def test_probe_reads_the_header_alone(tmp_path):
+    Image.fromarray(pattern((4, 6)).astype(np.uint16) * 200).save(tmp_path / "deep.png")
+    Image.fromarray(pattern((4, 6, 3))).save(tmp_path / "flat.gif")
+    assert probe_picture(str(tmp_path / "deep.png")) == ("PNG", True)
+    assert probe_picture(str(tmp_path / "flat.gif")) == ("GIF", False)
+    with pytest.raises(ImageReadError, match="missing.png: no such file"):
+        probe_picture(str(tmp_path / "missing.png"))
+
+
+def test_interrupted_writes_leave_nothing(tmp_path, monkeypatch):
+    # Ctrl-C halfway through either writer: no file under the final name and no temporary one.
+    def interrupted_preamble(self, outfile):
+        outfile.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images._PngWriter, "write_preamble", interrupted_preamble)
+    with pytest.raises(KeyboardInterrupt):
+        write_picture(pattern((4, 6, 3)).astype(np.uint16), str(tmp_path / "deep.png"), "PNG")
+
+    def interrupted_save(self, fp, *args, **kwargs):
+        with open(fp, "wb") as file:
+            file.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Image.Image, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        write_picture(pattern((4, 6, 3)), str(tmp_path / "flat.jpg"), "JPEG")
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"out\.bmp: cannot write it"):
+        write_picture(pattern((4, 6, 2)), str(tmp_path / "out.bmp"), "BMP")  # BMP has no gray + alpha
+    assert os.listdir(tmp_path) == []

@@ -1,15 +1,22 @@
+import math
 import os
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
 
 import numpy as np
 import png
 import pytest
-from conftest import last_line, run_main
+from helpers import ROOT, last_line, run_main
 from PIL import Image
 
-from vdsr_tf.model import make_predictor
-from vdsr_tf.images import read_picture
-from vdsr_tf.infer import check_scale, enlarge, enlarge_files, predict_tiled
-from vdsr_tf.model import build_vdsr, conv_layers
+from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
+from vdsr_tf.images import matlab_cast, read_picture
+from vdsr_tf.imresize import imresize
+from vdsr_tf.infer import Tally, _band_resizer, check_scale, enlarge, enlarge_files, predict_tiled
+from vdsr_tf.model import build_vdsr, conv_layers, make_predictor
 
 DEPTH = 4
 
@@ -76,6 +83,149 @@ def test_colour_follows_the_bicubic_chroma(predict):
     assert np.max(np.abs(out.astype(int) - expected)) <= 1  # float32 network pass
 
 
+def whole_image_enlarge(pixels, scale, predict, *, tile, margin):
+    """The pipeline on whole planes, as `enlarge` ran before it worked in bands."""
+    peak = np.iinfo(pixels.dtype).max
+    values = pixels.astype(np.float64) / peak
+    values = values[:, :, None] if values.ndim == 2 else values
+    colour = values.shape[2] >= 3
+    planes = np.concatenate([rgb2ycbcr(values[:, :, :3]), values[:, :, 3:]], axis=2) if colour else values
+    planes = imresize(planes, output_shape=(math.ceil(values.shape[0] * scale), math.ceil(values.shape[1] * scale)))
+    planes[:, :, 0] = predict_tiled(predict, planes[:, :, 0].astype(np.float32), tile=tile, margin=margin)
+    if colour:
+        planes = np.concatenate([ycbcr2rgb(planes[:, :, :3]), planes[:, :, 3:]], axis=2)
+    out = matlab_cast(planes * peak, pixels.dtype)
+    return out[:, :, 0] if pixels.ndim == 2 else out
+
+
+@pytest.mark.parametrize("tile", [16, 23])
+@pytest.mark.parametrize(
+    "shape, scale",
+    [
+        ((30, 41, 3), 2.5),  # 75 x 103: the row pass first (scale 2.5 against 2.512)
+        ((41, 30, 3), 2.5),  # 103 x 75: the column pass first
+        ((23, 17), 3.7),
+        ((19, 33, 4), 2),
+        ((40, 27, 2), 1.3),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_bands_equal_the_whole_image_pipeline(predict, shape, scale, tile, dtype):
+    # Bit for bit: each band resizes and converts exactly the values whole planes would hold.
+    pixels = (smooth_image(shape).astype(np.float64) * np.iinfo(dtype).max / 255).astype(dtype)
+    expected = whole_image_enlarge(pixels, scale, predict, tile=tile, margin=DEPTH)
+    np.testing.assert_array_equal(enlarge(pixels, scale, predict, tile=tile, margin=DEPTH), expected)
+
+
+@pytest.mark.parametrize(
+    "shape, out_shape", [((30, 41, 2), (75, 103)), ((41, 30, 2), (103, 75)), ((9, 9, 1), (72, 72))]
+)
+def test_band_resize_is_the_whole_resize_bit_for_bit(shape, out_shape):
+    # The three shapes take the row pass first, the column pass first, and rows first on a tie.
+    values = np.random.default_rng(3).random(shape)
+    whole = imresize(values, output_shape=out_shape)
+    resize = _band_resizer(shape[:2], out_shape)
+    for top, bottom in [(0, 1), (0, 20), (7, 31), (out_shape[0] - 5, out_shape[0])]:
+        np.testing.assert_array_equal(resize(lambda first, last: values[first:last], top, bottom), whole[top:bottom])
+
+
+def test_enlarge_memory_is_bounded_by_the_band():
+    # 600 x 800 x 3 out: whole float64 planes would be 11.5 MB each, and the whole-image pipeline holds
+    # several at once; bands of 32 rows (+4 of context either side) need a fraction of one.
+    pixels = smooth_image((300, 400, 3))
+    output_float64 = 600 * 800 * 3 * 8
+    tracemalloc.start()
+    try:
+        enlarge(pixels, 2, lambda y: y, tile=32, margin=4)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        whole_image_enlarge(pixels, 2, lambda y: y, tile=32, margin=4)
+        _, whole_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert whole_peak > 2 * output_float64  # the check can fail: the old way of working would
+    assert peak < output_float64 / 2
+
+
+def test_progress_bar_over_tiles(predict, capsys):
+    enlarge(smooth_image((20, 30, 3)), 2, predict, tile=16, margin=DEPTH, progress="big.png")
+    err = capsys.readouterr().err
+    assert "big.png" in err and "/12 [" in err  # 40 x 60 out in 16 x 16 tiles: 3 x 4
+    enlarge(smooth_image((20, 30, 3)), 2, predict, tile=64, margin=DEPTH, progress="small.png")
+    assert "small.png" not in capsys.readouterr().err  # one tile: no bar
+
+
+ORIENTATION, MAKE, MODEL = 0x0112, 0x010F, 0x0110
+
+
+def test_metadata_survives_enlarging(tmp_path, predict):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif.update({MAKE: "Fujifilm", MODEL: "X-T5", ORIENTATION: 6})
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:01 10:00:00"  # the Exif IFD's DateTimeOriginal
+    for name in ("photo.jpg", "photo.png"):
+        Image.fromarray(smooth_image((10, 14, 3))).save(
+            tmp_path / name, exif=exif.tobytes(), icc_profile=profile, dpi=(240, 240)
+        )
+    paths = [str(tmp_path / "photo.jpg"), str(tmp_path / "photo.png")]
+    out = tmp_path / "out"
+    assert enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH).failed == []
+    for name in ("photo_x2.jpg", "photo_x2.png"):
+        with Image.open(out / name) as image:
+            assert image.size == (20, 28)  # turned upright (orientation 6), then enlarged
+            carried = image.getexif()
+            assert (carried[MAKE], carried[MODEL], carried[ORIENTATION]) == ("Fujifilm", "X-T5", 1)
+            assert carried.get_ifd(0x8769)[0x9003] == "2024:05:01 10:00:00"
+            assert image.info["icc_profile"] == profile
+            np.testing.assert_allclose(image.info["dpi"], (240, 240), atol=0.01)
+
+
+def test_quality_and_lossless_webp(tmp_path, predict):
+    image = Image.fromarray(smooth_image((16, 16, 3)))
+    image.save(tmp_path / "a.jpg")
+    image.save(tmp_path / "lossless.webp", lossless=True)
+    image.save(tmp_path / "lossy.webp", quality=80)
+    paths = [str(tmp_path / name) for name in ("a.jpg", "lossless.webp", "lossy.webp")]
+    out = tmp_path / "out"
+    tally = enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH, quality=30)
+    assert tally.failed == []
+    Image.fromarray(smooth_image((32, 32, 3))).save(tmp_path / "q30.jpg", quality=30)
+    with Image.open(out / "a_x2.jpg") as written, Image.open(tmp_path / "q30.jpg") as reference:
+        assert written.quantization == reference.quantization  # Pillow's tables follow from the quality alone
+    assert (out / "lossless_x2.webp").read_bytes()[12:16] == b"VP8L"
+    assert (out / "lossy_x2.webp").read_bytes()[12:16] == b"VP8 "
+
+
+def test_ctrl_c_keeps_the_count_and_leaves_nothing_half_written(tmp_path, predict):
+    for name in ("a.png", "b.png", "c.png"):
+        Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / name)
+    calls = []
+
+    def interrupted_on_the_second_picture(image):
+        calls.append(image.shape)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return predict(image)
+
+    tally = Tally()
+    paths = [str(tmp_path / name) for name in ("a.png", "b.png", "c.png")]
+    with pytest.raises(KeyboardInterrupt):
+        enlarge_files(
+            paths,
+            out_dir=str(tmp_path / "out"),
+            scale=2,
+            predict=interrupted_on_the_second_picture,
+            tile=64,
+            margin=DEPTH,
+            tally=tally,
+        )
+    assert tally.written == [str(tmp_path / "out" / "a_x2.png")]
+    assert tally.summary() == "1 written, 0 skipped, 0 failed"
+    assert os.listdir(tmp_path / "out") == ["a_x2.png"]
+
+
 def test_sixteen_bit_png_keeps_sixteen_bits(tmp_path, predict):
     pixels = (smooth_image((12, 14, 3)).astype(np.uint16) * 257 + 3).astype(np.uint16)
     path = tmp_path / "deep.png"
@@ -83,10 +233,8 @@ def test_sixteen_bit_png_keeps_sixteen_bits(tmp_path, predict):
         png.Writer(14, 12, greyscale=False, bitdepth=16).write(file, pixels.reshape(12, -1))
     picture = read_picture(str(path))
     np.testing.assert_array_equal(picture.pixels, pixels)
-    failures = enlarge_files(
-        [str(path)], out_dir=str(tmp_path / "out"), scale=2, predict=predict, tile=64, margin=DEPTH
-    )
-    assert not failures
+    tally = enlarge_files([str(path)], out_dir=str(tmp_path / "out"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert not tally.failed
     out = read_picture(str(tmp_path / "out" / "deep_x2.png")).pixels
     assert out.dtype == np.uint16 and out.shape == (24, 28, 3)
     assert np.any(out % 257 != 0)  # values between the 8-bit levels survive
@@ -95,10 +243,9 @@ def test_sixteen_bit_png_keeps_sixteen_bits(tmp_path, predict):
 def test_sixteen_bit_gray(tmp_path, predict):
     pixels = (smooth_image((12, 14)).astype(np.uint16) * 250).astype(np.uint16)
     Image.fromarray(pixels).save(tmp_path / "g.png")
-    assert (
-        enlarge_files([str(tmp_path / "g.png")], out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH)
-        == []
-    )
+    paths = [str(tmp_path / "g.png")]
+    tally = enlarge_files(paths, out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert tally.failed == []
     out = read_picture(str(tmp_path / "g_x2.png")).pixels
     assert out.dtype == np.uint16 and out.shape == (24, 28)
 
@@ -107,18 +254,17 @@ def test_output_follows_input_format(tmp_path, predict):
     Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "a.jpg")
     Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "b.webp", lossless=True)
     paths = [str(tmp_path / "a.jpg"), str(tmp_path / "b.webp")]
-    assert enlarge_files(paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH) == []
+    tally = enlarge_files(paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert tally.failed == []
     assert sorted(os.listdir(tmp_path / "o")) == ["a_x2.jpg", "b_x2.webp"]
-    assert (
-        enlarge_files(
-            paths, out_dir=str(tmp_path / "p"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="png"
-        )
-        == []
+    tally = enlarge_files(
+        paths, out_dir=str(tmp_path / "p"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="png"
     )
+    assert tally.failed == []
     assert sorted(os.listdir(tmp_path / "p")) == ["a_x2.png", "b_x2.png"]
 
 
-def test_bad_file_is_skipped_others_finish_and_nothing_is_overwritten(tmp_path, predict):
+def test_bad_file_fails_others_finish_and_nothing_is_overwritten(tmp_path, predict):
     Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     Image.fromarray(smooth_image((40, 40, 3))).save(tmp_path / "full.png")
@@ -126,14 +272,16 @@ def test_bad_file_is_skipped_others_finish_and_nothing_is_overwritten(tmp_path, 
     (tmp_path / "cut.png").write_bytes(truncated[: len(truncated) // 2])
     out = tmp_path / "out"
     paths = [str(tmp_path / name) for name in ("bad.png", "cut.png", "good.png")]
-    failures = enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH)
-    assert [os.path.basename(path) for path, _ in failures] == ["bad.png", "cut.png"]
-    assert "not a readable image" in failures[0][1] and "not a readable image" in failures[1][1]
+    tally = enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert [os.path.basename(path) for path, _ in tally.failed] == ["bad.png", "cut.png"]
+    assert "not a readable image" in tally.failed[0][1] and "not a readable image" in tally.failed[1][1]
     assert sorted(os.listdir(out)) == ["good_x2.png"]
     before = (out / "good_x2.png").read_bytes()
-    failures = enlarge_files([paths[2]], out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH)
-    assert "exists (use --overwrite" in failures[0][1]
+    tally = enlarge_files([paths[2]], out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert (tally.written, tally.skipped, tally.failed) == ([], [paths[2]], [])
     assert (out / "good_x2.png").read_bytes() == before
+    tally = enlarge_files([paths[2]], out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH, overwrite=True)
+    assert tally.written == [str(out / "good_x2.png")]
 
 
 @pytest.mark.parametrize("scale", [1, 0.5, -2, 8.5, float("nan"), float("inf")])
@@ -142,17 +290,74 @@ def test_scale_limits(scale):
         check_scale(scale)
 
 
-def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint_dir):
-    folder = tmp_path / "photos"
+def test_command_line_folder_with_one_bad_file_then_a_rerun(tmp_path, checkpoint_dir):
+    folder, out = tmp_path / "photos", tmp_path / "out"
     folder.mkdir()
     Image.fromarray(smooth_image((16, 20, 3))).save(folder / "ok.png")
+    frames = [Image.fromarray(smooth_image((12, 10, 3), seed)) for seed in (1, 2)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
     (folder / "zero.png").write_bytes(b"")
-    result = run_main(
-        f"--input={folder}", "--scale=2.5", f"--output={tmp_path / 'out'}", f"--checkpoint_dir={checkpoint_dir}"
-    )
+    flags = (f"--input={folder}", "--scale=2.5", f"--output={out}", f"--checkpoint_dir={checkpoint_dir}")
+    result = run_main(*flags)
     assert result.returncode == 1
-    assert "1 of 2 images enlarged" in result.stderr and "zero.png" in result.stderr
-    assert os.listdir(tmp_path / "out") == ["ok_x2.5.png"]
+    assert last_line(result).startswith("2 written, 0 skipped, 1 failed: ") and "zero.png" in last_line(result)
+    assert "anim.gif: written as PNG (GIF is not an output format)" in result.stderr
+    assert "anim.gif: 2 frames; enlarging the first alone" in result.stderr
+    assert sorted(os.listdir(out)) == ["anim_x2.5.png", "ok_x2.5.png"]
+    # The rerun skips what exists, exits 0 with nothing failed, and removes what a killed run left.
+    before = (out / "ok_x2.5.png").read_bytes()
+    (folder / "zero.png").unlink()
+    (out / ".tmp-k1ll3d_x.png").write_bytes(b"half")
+    result = run_main(*flags)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "0 written, 2 skipped, 0 failed"
+    assert "ok.png: skipped" in result.stderr
+    assert sorted(os.listdir(out)) == ["anim_x2.5.png", "ok_x2.5.png"]
+    assert (out / "ok_x2.5.png").read_bytes() == before
+
+
+def test_command_line_run_where_everything_fails_leaves_no_folder(tmp_path, checkpoint_dir):
+    (tmp_path / "zero.png").write_bytes(b"")
+    out = tmp_path / "new" / "out"
+    result = run_main(f"--input={tmp_path / 'zero.png'}", f"--output={out}", f"--checkpoint_dir={checkpoint_dir}")
+    assert result.returncode == 1 and last_line(result).startswith("0 written, 0 skipped, 1 failed: ")
+    assert not (tmp_path / "new").exists()
+
+
+def test_command_line_folder_without_images(tmp_path, checkpoint_dir):
+    (tmp_path / "notes.txt").write_text("no pictures here")
+    result = run_main(f"--input={tmp_path}", f"--checkpoint_dir={checkpoint_dir}", f"--output={tmp_path / 'o'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert last_line(result) == (
+        f"error: --input: {tmp_path} holds no image files "
+        "(looked for .png, .jpg, .jpeg, .webp, .tif, .tiff, .bmp, .gif, ...)"
+    )
+
+
+def test_command_line_ctrl_c(tmp_path, checkpoint_dir):
+    # A small picture, then one large enough to be interrupted while it is being enlarged.
+    folder, out = tmp_path / "photos", tmp_path / "out"
+    folder.mkdir()
+    Image.fromarray(smooth_image((16, 20, 3))).save(folder / "a.png")
+    Image.fromarray(smooth_image((1000, 1000, 3))).save(folder / "b.png")
+    flags = [f"--input={folder}", "--scale=4", f"--output={out}", f"--checkpoint_dir={checkpoint_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "main.py"), *flags],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "a_x4.png").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == "interrupted: 1 of 2 written; run again for the rest (it skips those)"
+    assert os.listdir(out) == ["a_x4.png"]  # no half-written b_x4.png, no temporary file
 
 
 @pytest.mark.parametrize(
@@ -162,6 +367,8 @@ def test_command_line_folder_with_one_bad_file(tmp_path, checkpoint_dir):
         (["--input=/nonexistent/*.png"], "--input: no file matches"),
         (["--scale=1"], "--scale must lie in (1, 8]"),
         (["--scale=100"], "--scale must lie in (1, 8]"),
+        (["--quality=0"], "--quality must lie in [1, 100], got 0"),
+        (["--quality=101"], "--quality must lie in [1, 100], got 101"),
         (["--output=/proc/vdsr-cannot-write-here"], "--output: cannot create"),
         (["--depth=20"], "has depth 3, but --depth=20"),
     ],
@@ -171,8 +378,9 @@ def test_command_line_errors(tmp_path, checkpoint_dir, flags, message):
     result = run_main(
         f"--input={tmp_path / 'p.png'}", f"--checkpoint_dir={checkpoint_dir}", f"--output={tmp_path / 'o'}", *flags
     )
-    assert result.returncode != 0
+    assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message in last_line(result)
+    assert not (tmp_path / "o").exists()
 
 
 def test_corrupt_checkpoint(tmp_path):

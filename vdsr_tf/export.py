@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from vdsr_tf.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from vdsr_tf.imresize import KERNEL_WIDTH
+from vdsr_tf.infer import MAX_SCALE
 
 
 def _cubic(x):
@@ -48,7 +49,11 @@ def tf_imresize(image, out_height, out_width):
 
 
 class Enlarger(tf.Module):
-    """Serving module: `serve(image, scale)` -> enlarged image, both HxWx3 uint8 RGB."""
+    """Serving module: `serve(image, scale)` -> enlarged image, both HxWx3 uint8 RGB.
+
+    `scale` must lie in (1, MAX_SCALE], as the command line's --scale; outside it `serve` raises
+    InvalidArgumentError (a scale of 1000 would otherwise try to allocate a million-fold image).
+    """
 
     def __init__(self, model):
         super().__init__()
@@ -56,7 +61,8 @@ class Enlarger(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.float32)])
     def serve(self, image, scale):
-        tf.debugging.assert_greater(scale, 1.0, message="scale must be above 1")
+        tf.debugging.assert_greater(scale, 1.0, message=f"scale must lie in (1, {MAX_SCALE:g}]")
+        tf.debugging.assert_less_equal(scale, MAX_SCALE, message=f"scale must lie in (1, {MAX_SCALE:g}]")
         shape = tf.shape(image)
         out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
         out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)

@@ -1,12 +1,15 @@
 """Image files, crops and the one bicubic degradation used everywhere."""
 
+import contextlib
 import os
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import png
 from PIL import ExifTags, Image
 
+from vdsr_tf.atomic import atomic_path
 from vdsr_tf.imresize import imresize
 
 
@@ -29,11 +32,26 @@ def list_images(folder: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Metadata:
+    """What should survive an enlargement: EXIF (camera, date), the ICC colour profile, dots per inch.
+
+    The EXIF orientation is 1: the pixels were turned upright when read.
+    """
+
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
 class Picture:
     """Pixels as read: HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA); uint8 or uint16."""
 
     pixels: np.ndarray
     format: str  # Pillow's name of the file format, e.g. "PNG"
+    metadata: Metadata = field(default_factory=Metadata)
+    frames: int = 1  # an animation or multi-page file has several; `pixels` is the first
+    lossless: bool = False  # a lossless (VP8L) WebP
 
 
 # EXIF orientation tag -> the transform that shows the pixels upright (Pillow's exif_transpose).
@@ -74,26 +92,94 @@ def _pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def read_picture(path: str) -> Picture:
-    """Reads any image Pillow opens, 16-bit colour PNGs at 16 bits, EXIF orientation applied.
-
-    Raises:
-      ImageReadError: naming the file, if it is missing, truncated, empty or not an image.
-    """
+@contextlib.contextmanager
+def _opened(path: str):
+    """Pillow's image of `path`; any failure to open or decode it inside the block is an ImageReadError."""
     try:
         with Image.open(path) as image:
-            pixels = _read_png16(path) if _is_png16(image, path) else _pixels(image)
-            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-            file_format = image.format
+            yield image
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
     except (OSError, SyntaxError, ValueError, png.Error, Image.DecompressionBombError) as error:
         raise ImageReadError(f"{path}: not a readable image ({error})") from None
+
+
+def _is_deep(image: Image.Image, path: str) -> bool:
+    return image.mode.startswith("I;16") or image.mode == "I" or _is_png16(image, path)
+
+
+def probe_picture(path: str) -> tuple[str, bool]:
+    """(Pillow's format name, whether the pixels are 16-bit), from the file's header alone.
+
+    Raises:
+      ImageReadError: naming the file, if it is missing or not an image.
+    """
+    with _opened(path) as image:
+        return image.format, _is_deep(image, path)
+
+
+# Tags of a TIFF's own layout, which Pillow's getexif() returns with the camera's: they describe the
+# input file's strips and samples, not the picture, and the output gets its own.
+_TIFF_LAYOUT_TAGS = (
+    *(256, 257, 258, 259, 262, 266, 273, 277, 278, 279, 282, 283, 284, 296, 317, 322, 323, 324, 325),
+    *(338, 339, 347, 530, 532, 34675),  # ... extra samples, sample format, JPEG tables, YCbCr, ICC profile
+)
+_ICC_SPACES = {1: b"GRAY", 2: b"GRAY", 3: b"RGB ", 4: b"RGB "}  # channels -> ICC data colour space
+
+
+def _metadata(image: Image.Image, channels: int) -> Metadata:
+    exif = image.getexif()
+    if ExifTags.Base.Orientation in exif:
+        exif[ExifTags.Base.Orientation] = 1
+    if image.format == "TIFF":
+        for tag in _TIFF_LAYOUT_TAGS:
+            exif.pop(tag, None)
+    # A CMYK or Lab profile would misdescribe the RGB pixels that `_pixels` converted the picture to.
+    icc = image.info.get("icc_profile")
+    if not icc or icc[16:20] != _ICC_SPACES[channels]:
+        icc = None
+    dpi = image.info.get("dpi")
+    if not dpi or len(dpi) != 2 or min(dpi) <= 0:
+        dpi = None
+    return Metadata(exif.tobytes() if len(exif) else None, icc, None if dpi is None else tuple(map(float, dpi)))
+
+
+def _webp_lossless(path: str) -> bool:
+    """Whether a WebP's (first) frame is VP8L, the lossless codec; Pillow does not say."""
+    with open(path, "rb") as file:
+        header = file.read(12)
+        if header[:4] != b"RIFF" or header[8:] != b"WEBP":
+            return False
+        while len(chunk := file.read(8)) == 8:
+            fourcc, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if fourcc in (b"VP8L", b"VP8 "):
+                return fourcc == b"VP8L"
+            if fourcc == b"ANMF":  # an animation frame: a 16-byte header, then the frame's own chunks
+                file.seek(16, os.SEEK_CUR)
+            else:
+                file.seek(size + size % 2, os.SEEK_CUR)
+    return False
+
+
+def read_picture(path: str) -> Picture:
+    """Reads any image Pillow opens, 16-bit colour PNGs at 16 bits, EXIF orientation applied.
+
+    Of a multi-frame file (an animated GIF, WebP or PNG, a multi-page TIFF) the first frame is read.
+
+    Raises:
+      ImageReadError: naming the file, if it is missing, truncated, empty or not an image.
+    """
+    with _opened(path) as image:
+        pixels = _read_png16(path) if _is_png16(image, path) else _pixels(image)
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+        metadata = _metadata(image, 1 if pixels.ndim == 2 else pixels.shape[2])
+        file_format, frames = image.format, getattr(image, "n_frames", 1)
+        lossless = file_format == "WEBP" and _webp_lossless(path)
     if pixels.size == 0:
         raise ImageReadError(f"{path}: image has zero size")
     if orientation in _UPRIGHT:
         pixels = np.ascontiguousarray(_UPRIGHT[orientation](pixels))
-    return Picture(pixels, file_format)
+    return Picture(pixels, file_format, metadata, frames, lossless)
 
 
 def read_image(path: str) -> np.ndarray:
@@ -112,6 +198,81 @@ def read_image(path: str) -> np.ndarray:
     if pixels.dtype == np.uint16:
         pixels = matlab_cast(pixels / 257.0)
     return pixels
+
+
+# The metadata each output format can hold (WebP has no resolution field, BMP no EXIF or profile).
+_CARRIED = {
+    "PNG": ("exif", "icc_profile", "dpi"),
+    "JPEG": ("exif", "icc_profile", "dpi"),
+    "TIFF": ("exif", "icc_profile", "dpi"),
+    "WEBP": ("exif", "icc_profile"),
+    "BMP": ("dpi",),
+}
+_EXIF_HEADER = b"Exif\x00\x00"
+_METRES_PER_INCH = 0.0254
+
+
+class _PngWriter(png.Writer):
+    """pypng's writer, with chunks of our own (iCCP, eXIf) after its header ones: it writes neither."""
+
+    extra_chunks: tuple[tuple[bytes, bytes], ...] = ()
+
+    def write_preamble(self, outfile):
+        super().write_preamble(outfile)
+        for tag, data in self.extra_chunks:
+            png.write_chunk(outfile, tag, data)
+
+
+def _write_png16(pixels: np.ndarray, path: str, metadata: Metadata) -> None:
+    height, width, planes = pixels.shape
+    resolution = {}
+    if metadata.dpi is not None:
+        x, y = (round(dpi / _METRES_PER_INCH) for dpi in metadata.dpi)
+        resolution = {"x_pixels_per_unit": x, "y_pixels_per_unit": y, "unit_is_meter": True}
+    writer = _PngWriter(width, height, greyscale=planes == 2, alpha=planes in (2, 4), bitdepth=16, **resolution)
+    chunks = []
+    if metadata.icc_profile:
+        chunks.append((b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(metadata.icc_profile)))
+    if metadata.exif:
+        chunks.append((b"eXIf", metadata.exif.removeprefix(_EXIF_HEADER)))
+    writer.extra_chunks = tuple(chunks)
+    with open(path, "wb") as file:
+        writer.write(file, pixels.reshape(height, width * planes))
+
+
+def write_picture(
+    pixels: np.ndarray,
+    path: str,
+    file_format: str,
+    *,
+    quality: int = 95,
+    lossless: bool = False,
+    metadata: Metadata | None = None,
+) -> None:
+    """Writes `pixels` (see `Picture`) atomically, with the metadata the format can hold.
+
+    16-bit pixels are kept in PNG and cut to 8 bits in other formats. `quality` applies to JPEG and
+    lossy WebP; `lossless` makes a lossless WebP.
+
+    Raises:
+      ValueError: naming the file, if the format cannot hold the pixels or the file cannot be written.
+    """
+    metadata = metadata or Metadata()
+    if pixels.dtype == np.uint16 and file_format != "PNG":
+        pixels = (pixels // 257).astype(np.uint8)
+    if file_format == "JPEG" and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        raise ValueError(f"{path}: JPEG cannot store the alpha channel; use --format=png")
+    options = {key: getattr(metadata, key) for key in _CARRIED.get(file_format, ()) if getattr(metadata, key)}
+    if file_format in ("JPEG", "WEBP"):
+        options.update({"lossless": True} if file_format == "WEBP" and lossless else {"quality": quality})
+    try:
+        with atomic_path(path, suffix=os.path.splitext(path)[1]) as temporary:
+            if pixels.dtype == np.uint16 and pixels.ndim == 3:
+                _write_png16(pixels, temporary, metadata)
+            else:
+                Image.fromarray(pixels).save(temporary, format=file_format, **options)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: cannot write it ({error})") from None
 
 
 def matlab_cast(values: np.ndarray, dtype=np.uint8) -> np.ndarray:

@@ -5,26 +5,30 @@ the project's MATLAB bicubic `imresize` enlarges Cb, Cr and any alpha channel,
 and the result goes back to RGB. Grayscale stays grayscale and 16-bit PNGs
 keep 16 bits. The output is ceil(height * scale) x ceil(width * scale), as
 MATLAB's `imresize` makes it.
+
+A picture is enlarged in bands of `tile` output rows, so that the float
+working memory grows with tile x output width rather than with the output;
+each band equals the same rows of whole-image processing exactly.
 """
 
 import glob
 import math
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
-import png
 from absl import logging
-from PIL import Image
 from tqdm import tqdm
 
-from vdsr_tf.atomic import atomic_path
+from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import Picture, list_images, matlab_cast, read_picture
-from vdsr_tf.imresize import imresize
+from vdsr_tf.images import list_images, matlab_cast, probe_picture, read_picture, write_picture
+from vdsr_tf.imresize import _contributions, imresize
 
 MAX_SCALE = 8.0
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
+_COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .webp, .tif, .tiff, .bmp, .gif"
 
 
 def check_scale(scale: float) -> float:
@@ -32,6 +36,20 @@ def check_scale(scale: float) -> float:
     if not math.isfinite(scale) or not 1 < scale <= MAX_SCALE:
         raise ValueError(f"--scale must lie in (1, {MAX_SCALE:g}], got {scale}")
     return scale
+
+
+def _predict_band(predict, band: np.ndarray, first: int, rows: int, *, tile: int, margin: int, on_tile=None):
+    """The network output for rows first..first+rows of a float32 band, `tile` columns at a time."""
+    width = band.shape[1]
+    out = np.empty((rows, width), np.float32)
+    for left in range(0, width, tile):
+        right = min(left + tile, width)
+        context_left = max(left - margin, 0)
+        result = predict(band[:, context_left : min(right + margin, width)])
+        out[:, left:right] = result[first : first + rows, left - context_left : right - context_left]
+        if on_tile is not None:
+            on_tile()
+    return out
 
 
 def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
@@ -42,40 +60,97 @@ def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.n
     inference would show it, zero padding at the image border included: the
     result equals whole-image inference up to float rounding.
     """
-    height, width = image.shape
-    out = np.empty((height, width), np.float32)
+    height = image.shape[0]
+    out = np.empty(image.shape, np.float32)
     for top in range(0, height, tile):
-        for left in range(0, width, tile):
-            bottom, right = min(top + tile, height), min(left + tile, width)
-            context_top, context_left = max(top - margin, 0), max(left - margin, 0)
-            block = image[context_top : min(bottom + margin, height), context_left : min(right + margin, width)]
-            result = predict(block)
-            out[top:bottom, left:right] = result[
-                top - context_top : bottom - context_top, left - context_left : right - context_left
-            ]
+        bottom = min(top + tile, height)
+        context_top = max(top - margin, 0)
+        band = image[context_top : min(bottom + margin, height)]
+        out[top:bottom] = _predict_band(predict, band, top - context_top, bottom - top, tile=tile, margin=margin)
     return out
 
 
-def enlarge(pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int) -> np.ndarray:
-    """Enlarges a picture's pixels (see `Picture`) by `scale`; same channels and dtype out."""
-    peak = np.iinfo(pixels.dtype).max
-    values = pixels.astype(np.float64) / peak
+def _resize_rows(values: np.ndarray, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """`imresize`'s pass along the rows of an HxWxC array, for the output rows `weights` and `indices` give."""
+    weights = weights[:, :, None, None]
+    out = weights[:, 0] * values[indices[:, 0]]
+    for tap in range(1, indices.shape[1]):
+        out += weights[:, tap] * values[indices[:, tap]]
+    return out
+
+
+def _band_resizer(in_shape: tuple[int, int], out_shape: tuple[int, int]):
+    """resize(read_rows, top, bottom): rows top..bottom of `imresize(x, output_shape=out_shape)`.
+
+    `read_rows(first, last)` gives rows first..last of the HxWxC float input x;
+    only the rows the band needs are read. The result equals the whole-image
+    resize bit for bit: each output value is the same weighted sum of the same
+    inputs in the same order, with MATLAB's order of the two passes (the axis
+    of smaller scale first, rows on a tie). The column pass is `imresize` with
+    the rows kept, an exact identity along them (one tap of weight 1).
+    """
+    weights, indices = _contributions(in_shape[0], out_shape[0], out_shape[0] / in_shape[0])
+    rows_first = out_shape[0] / in_shape[0] <= out_shape[1] / in_shape[1]
+
+    def resize(read_rows, top: int, bottom: int) -> np.ndarray:
+        first, last = int(indices[top:bottom].min()), int(indices[top:bottom].max()) + 1
+        values = read_rows(first, last)
+        band_weights, band_indices = weights[top:bottom], indices[top:bottom] - first
+        if rows_first:
+            values = _resize_rows(values, band_weights, band_indices)
+        values = imresize(values, output_shape=(values.shape[0], out_shape[1]))
+        return values if rows_first else _resize_rows(values, band_weights, band_indices)
+
+    return resize
+
+
+def _to_planes(pixels: np.ndarray) -> np.ndarray:
+    """uint8/uint16 pixels -> float64 HxWxC planes in [0, 1]: Y, Cb, Cr (or Y alone for gray), then any alpha."""
+    values = pixels.astype(np.float64) / np.iinfo(pixels.dtype).max
     if values.ndim == 2:
-        values = values[:, :, None]
-    channels = values.shape[2]
-    colour, alpha = (
-        values[:, :, : 3 if channels >= 3 else 1],
-        values[:, :, channels - 1 :] if channels in (2, 4) else None,
-    )
-    out_shape = (math.ceil(values.shape[0] * scale), math.ceil(values.shape[1] * scale))
-    # Y, Cb, Cr for colour pictures; Y alone for grayscale ones. VDSR enlarges Y, bicubic the rest.
-    planes = imresize(rgb2ycbcr(colour) if colour.shape[2] == 3 else colour, output_shape=out_shape)
-    planes[:, :, 0] = predict_tiled(predict, planes[:, :, 0].astype(np.float32), tile=tile, margin=margin)
-    result = ycbcr2rgb(planes) if colour.shape[2] == 3 else planes
-    if alpha is not None:
-        result = np.concatenate([result, imresize(alpha, output_shape=out_shape)], axis=2)
-    result = matlab_cast(result * peak, pixels.dtype)
-    return result[:, :, 0] if pixels.ndim == 2 else result
+        return values[:, :, None]
+    if values.shape[2] in (3, 4):
+        return np.concatenate([rgb2ycbcr(values[:, :, :3]), values[:, :, 3:]], axis=2)
+    return values
+
+
+def _to_pixels(planes: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """The inverse of `_to_planes`, rounded as MATLAB casts, in the dtype and channels of `like`."""
+    if like.ndim == 3 and like.shape[2] in (3, 4):
+        planes = np.concatenate([ycbcr2rgb(planes[:, :, :3]), planes[:, :, 3:]], axis=2)
+    result = matlab_cast(planes * np.iinfo(like.dtype).max, like.dtype)
+    return result[:, :, 0] if like.ndim == 2 else result
+
+
+def enlarge(
+    pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int, progress: str | None = None
+) -> np.ndarray:
+    """Enlarges a picture's pixels (see `Picture`) by `scale`; same channels and dtype out.
+
+    VDSR enlarges Y, bicubic the rest. `progress` labels a progress bar over the
+    tiles, shown when there are several.
+    """
+    height, width = pixels.shape[:2]
+    out_shape = (math.ceil(height * scale), math.ceil(width * scale))
+    out = np.empty(out_shape + pixels.shape[2:], pixels.dtype)
+    resize = _band_resizer((height, width), out_shape)
+    tiles = math.ceil(out_shape[0] / tile) * math.ceil(out_shape[1] / tile)
+
+    def read_rows(first: int, last: int) -> np.ndarray:
+        return _to_planes(pixels[first:last])
+
+    with tqdm(total=tiles, desc=progress, unit="tile", leave=False, disable=progress is None or tiles < 2) as bar:
+        for top in range(0, out_shape[0], tile):
+            bottom = min(top + tile, out_shape[0])
+            context_top = max(top - margin, 0)
+            planes = resize(read_rows, context_top, min(bottom + margin, out_shape[0]))
+            luminance = planes[:, :, 0].astype(np.float32)
+            planes = planes[top - context_top : bottom - context_top]
+            planes[:, :, 0] = _predict_band(
+                predict, luminance, top - context_top, bottom - top, tile=tile, margin=margin, on_tile=bar.update
+            )
+            out[top:bottom] = _to_pixels(planes, pixels)
+    return out
 
 
 def expand_inputs(pattern: str) -> list[str]:
@@ -86,6 +161,8 @@ def expand_inputs(pattern: str) -> list[str]:
     """
     if os.path.isdir(pattern):
         paths = list_images(pattern)
+        if not paths:
+            raise ValueError(f"--input: {pattern} holds no image files (looked for {_COMMON_EXTENSIONS}, ...)")
     elif os.path.isfile(pattern):
         paths = [pattern]
     else:
@@ -102,29 +179,34 @@ def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
     return os.path.join(out_dir, f"{stem}_x{scale:g}.{_EXTENSIONS[file_format]}")
 
 
-def output_format(picture: Picture, requested: str | None) -> str:
+def output_format(input_format: str, deep: bool, requested: str | None) -> tuple[str, str | None]:
+    """(the format to write, why it is not the input's where that is worth a line in the log, or None).
+
+    Args:
+      input_format: Pillow's name of the input's format, e.g. "GIF".
+      deep: whether the input has 16-bit pixels.
+      requested: --format, or None for the input's own where the project writes it.
+    """
     if requested:
-        return FORMATS[requested]
-    if picture.pixels.dtype == np.uint16 or picture.format not in _EXTENSIONS:
-        return "PNG"
-    return picture.format
+        file_format = FORMATS[requested]
+        return file_format, f"8 bits: {file_format} holds no more" if deep and file_format != "PNG" else None
+    if input_format not in _EXTENSIONS:
+        return "PNG", f"{input_format} is not an output format"
+    if deep and input_format != "PNG":
+        return "PNG", "PNG keeps the 16 bits"
+    return input_format, None
 
 
-def write_picture(pixels: np.ndarray, path: str, file_format: str) -> None:
-    """Writes atomically. 16-bit pixels are kept in PNG and cut to 8 bits in other formats."""
-    if pixels.dtype == np.uint16 and file_format != "PNG":
-        pixels = (pixels // 257).astype(np.uint8)
-    if file_format == "JPEG" and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
-        raise ValueError(f"{path}: JPEG cannot store the alpha channel; use --format=png")
-    with atomic_path(path, suffix=os.path.splitext(path)[1]) as temporary:
-        if pixels.dtype == np.uint16 and pixels.ndim == 3:
-            height, width, planes = pixels.shape
-            writer = png.Writer(width, height, greyscale=planes == 2, alpha=planes in (2, 4), bitdepth=16)
-            with open(temporary, "wb") as file:
-                writer.write(file, pixels.reshape(height, width * planes))
-        else:
-            options = {"quality": 95} if file_format in ("JPEG", "WEBP") else {}
-            Image.fromarray(pixels).save(temporary, format=file_format, **options)
+@dataclass
+class Tally:
+    """What a run over files did so far: the outputs written, the inputs skipped and the (input, error) failed."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
 
 
 def enlarge_files(
@@ -136,20 +218,58 @@ def enlarge_files(
     tile: int,
     margin: int,
     requested_format: str | None = None,
+    quality: int = 95,
     overwrite: bool = False,
-) -> list[tuple[str, str]]:
-    """Enlarges every file; returns (path, error) for those that failed. The others are written."""
-    failures = []
+    tally: Tally | None = None,
+) -> Tally:
+    """Enlarges every file into `out_dir`, skipping those whose output exists unless `overwrite`.
+
+    Temporary files that a killed earlier run left in `out_dir` are removed
+    first. Returns `tally` (a new one if None), filled file by file, so that
+    what was written is known even if a KeyboardInterrupt ends the run.
+    """
+    tally = Tally() if tally is None else tally
+    for leftover in remove_leftovers(out_dir):
+        logging.info("removed %s, left by an interrupted run", leftover)
     for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
         try:
-            picture = read_picture(path)
-            file_format = output_format(picture, requested_format)
+            file_format, why = output_format(*probe_picture(path), requested_format)
             destination = output_path(path, out_dir, scale, file_format)
             if os.path.exists(destination) and not overwrite:
-                raise ValueError(f"{destination}: exists (use --overwrite to replace it)")
-            write_picture(enlarge(picture.pixels, scale, predict, tile=tile, margin=margin), destination, file_format)
+                logging.info("%s: skipped, %s exists (--overwrite replaces it)", path, destination)
+                tally.skipped.append(path)
+                continue
+            picture = read_picture(path)
+            if picture.frames > 1:
+                logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
+            if why:
+                logging.warning("%s: written as %s (%s)", path, file_format, why)
+            pixels = enlarge(picture.pixels, scale, predict, tile=tile, margin=margin, progress=os.path.basename(path))
+            write_picture(
+                pixels, destination, file_format, quality=quality, lossless=picture.lossless, metadata=picture.metadata
+            )
             logging.info("wrote %s", destination)
+            tally.written.append(destination)
         except ValueError as error:
             logging.error("%s", error)
-            failures.append((path, str(error)))
-    return failures
+            tally.failed.append((path, str(error)))
+    return tally
+
+
+def missing_folders(folder: str) -> list[str]:
+    """The folders `os.makedirs(folder)` would create, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
+def remove_empty_folders(folders: list[str]) -> None:
+    """Removes each of `folders` (deepest first) while it is empty, so a run that wrote nothing leaves nothing."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
