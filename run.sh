@@ -9,6 +9,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
+# The project itself, editable: the `vdsr` command, and vdsr_tf importable by data/ and benchmarks/ scripts.
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -e .
 official=../shared/reference/VDSR_Official.mat
 if [ ! -f checkpoints/vdsr.h5 ]; then
   if [ -f "$official" ]; then

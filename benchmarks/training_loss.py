@@ -8,17 +8,14 @@ input (1 = no better than bicubic) on the same `--count` patches, drawn with
 `--seed` from the training file. The README's figures use the defaults.
 """
 
-import os
 import sys
 
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from vdsr_tf.data import TrainingPatches  # noqa: E402
-from vdsr_tf.metrics import loss_over_bicubic  # noqa: E402
-from vdsr_tf.model import load_vdsr  # noqa: E402
+from vdsr_tf.data import TrainingPatches
+from vdsr_tf.metrics import loss_over_bicubic
+from vdsr_tf.model import load_vdsr
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file written by data/generate_dataset/generate_train.py.")
 flags.DEFINE_integer("count", 2048, "Patches in the sample.")

@@ -1,37 +1,8 @@
-import os
-import subprocess
-import sys
+"""Fixtures shared by the tests; helpers that are not fixtures are in helpers.py."""
 
 import numpy as np
 import pytest
 from PIL import Image
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
-SHARED_DATASETS = os.path.join(SHARED, "datasets")
-OFFICIAL_WEIGHTS = os.path.join(SHARED, "reference", "VDSR_Official.mat")
-
-requires_shared = pytest.mark.skipif(
-    not os.path.isfile(OFFICIAL_WEIGHTS) or not os.path.isdir(SHARED_DATASETS),
-    reason="needs ../shared (datasets and VDSR_Official.mat) beside the project root",
-)
-
-
-def run_main(*flags):
-    """Runs main.py in a subprocess, as a user would."""
-    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "main.py"), *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
-
-
-def last_line(result):
-    return result.stderr.strip().splitlines()[-1]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
+from helpers import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
 from PIL import Image
 
 from vdsr_tf.evaluate import dataset_paths, evaluate, format_table

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, last_line, run_main
+from helpers import ROOT, last_line, run_main
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
@@ -113,7 +113,7 @@ def tiny_training_flags(tiny_data_dir, tmp_path):
     generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
     return [
         "--is_train=True", f"--train_h5={train_h5}", f"--data_dir={tiny_data_dir}",
-        f"--checkpoint_dir={tmp_path / 'ck'}", f"--log_dir={tmp_path / 'logs'}",
+        f"--checkpoint_dir={tmp_path / 'ck'}", f"--tensorboard_dir={tmp_path / 'logs'}",
         "--depth=3", "--width=8", "--batch_size=8",
     ]  # fmt: skip
 

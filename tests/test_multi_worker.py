@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from vdsr_tf.distribute import cluster_from_environment
 from vdsr_tf.model import read_weights

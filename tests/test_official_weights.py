@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import scipy.io
-from conftest import OFFICIAL_WEIGHTS, requires_shared
+from helpers import OFFICIAL_WEIGHTS, requires_shared
 
 from vdsr_tf.model import build_vdsr, conv_layers, load_vdsr, save_weights, set_conv_weights
 from vdsr_tf.official_weights import read_matconvnet

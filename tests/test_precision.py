@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared, run_main
+from helpers import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared, run_main
 
 from vdsr_tf.evaluate import prepare_test_images, score
 from vdsr_tf.model import build_vdsr, conv_layers, make_predictor, set_conv_weights

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from helpers import ROOT
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.evaluate import evaluate

@@ -6,3 +6,5 @@ Array conventions used throughout the package:
   * the network sees float32 luminance (Y) in [0, 1] of shape (N, H, W, 1);
   * metrics are computed in float64 on uint8-valued Y.
 """
+
+__version__ = "0.9.0"

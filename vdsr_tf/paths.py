@@ -6,6 +6,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA_DIR = os.path.join(ROOT, "..", "shared", "datasets")
 EMBEDDED_DATA_DIR = os.path.join(ROOT, "data", "datasets")
 WEIGHTS_NAME = "vdsr.h5"  # inside a checkpoint folder: the weights evaluation and inference load
+# Where `pip install .` puts checkpoints/vdsr.h5 (pyproject.toml maps vdsr_tf.weights to checkpoints/).
+INSTALLED_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
 
 def default_data_dir() -> str:
@@ -13,3 +15,14 @@ def default_data_dir() -> str:
     if os.path.isdir(SHARED_DATA_DIR):
         return os.path.normpath(SHARED_DATA_DIR)
     return EMBEDDED_DATA_DIR
+
+
+def default_checkpoint_dir() -> str:
+    """./checkpoints when the current folder has one, else the folder of the weights shipped with the project:
+    those a non-editable install put in the package, or the source tree's checkpoints/."""
+    if os.path.isdir("checkpoints"):
+        return "checkpoints"
+    for folder in (INSTALLED_WEIGHTS_DIR, os.path.join(ROOT, "checkpoints")):
+        if os.path.isfile(os.path.join(folder, WEIGHTS_NAME)):
+            return folder
+    return "checkpoints"

@@ -56,10 +56,10 @@ def load_record(paths: list[str], step: int, config: dict) -> dict:
     record["validation"] = [row for row in record["validation"] if row["step"] <= step]
     record["training_loss"] = [row for row in record["training_loss"] if row["step"] <= step]
     record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
-    if record.get("config", {}).get("precision", "float32") != config["precision"] and step:
-        logging.info("resuming a %s run in %s", record["config"].get("precision", "float32"), config["precision"])
-    if record.get("config", {}).get("clip", "value") != config["clip"] and step:
-        logging.info("clip form changed from %s to %s at step %d", record["config"].get("clip", "value"), config["clip"], step)
+    previous = record.get("config") or {}
+    for key, default in (("precision", "float32"), ("clip", "value")):
+        if step and previous.get(key, default) != config[key]:
+            logging.info("%s changes from %s to %s at step %d", key, previous.get(key, default), config[key], step)
     record["config"] = config
     return record
 

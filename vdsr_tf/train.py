@@ -67,10 +67,12 @@ class TrainConfig:
     restart: bool = False
 
     def __post_init__(self):
-        positive = ("lr", "grad_clip", "bias_lr_scale", "batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs")
-        for name in positive:
+        for name in ("lr", "grad_clip", "bias_lr_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+        for name in ("batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must lie in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
@@ -198,6 +200,26 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
     logging.info("started from %s at step %d (optimizer state reset)", config.init_weights, trainer.step)
 
 
+def _build_trainer(config, strategy, patches, checkpoint_dir):
+    """The model, optimizer and Trainer under the strategy's scope; the full and the core checkpoint."""
+    with strategy.scope():
+        model = build_vdsr(
+            depth=config.depth, width=config.width, residual=config.residual, seed=config.seed,
+            precision=config.precision,
+        )
+        optimizer = make_optimizer(config.optimizer, learning_rate=config.lr, momentum=config.momentum)
+        optimizer.build(model.trainable_variables)
+        trainer = Trainer(
+            config, model=model, optimizer=optimizer, strategy=strategy, patches=patches,
+            checkpoint_dir=checkpoint_dir, hooks=[],
+        )
+    core = tf.train.Checkpoint(model=model, optimizer=optimizer, step=trainer.step_variable)
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, step=trainer.step_variable, epoch_loss_sums=trainer.epoch_sums
+    )
+    return trainer, checkpoint, core
+
+
 def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains (or resumes training) and returns the training record.
 
@@ -225,25 +247,10 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     os.makedirs(checkpoint_dir, exist_ok=True)
     for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights")):
         remove_leftovers(folder)
-    with strategy.scope():
-        model = build_vdsr(
-            depth=config.depth, width=config.width, residual=config.residual, seed=config.seed,
-            precision=config.precision,
-        )
-        optimizer = make_optimizer(config.optimizer, learning_rate=config.lr, momentum=config.momentum)
-        optimizer.build(model.trainable_variables)
-        manager_dir = state_dir(checkpoint_dir)
-        trainer = Trainer(
-            config, model=model, optimizer=optimizer, strategy=strategy, patches=patches,
-            checkpoint_dir=checkpoint_dir, hooks=[],
-        )
-    core = tf.train.Checkpoint(model=model, optimizer=optimizer, step=trainer.step_variable)
-    checkpoint = tf.train.Checkpoint(
-        model=model, optimizer=optimizer, step=trainer.step_variable, epoch_loss_sums=trainer.epoch_sums
-    )
+    trainer, checkpoint, core = _build_trainer(config, strategy, patches, checkpoint_dir)
     try:
         _restore(config, trainer, checkpoint, core, checkpoint_dir)
-        manager = tf.train.CheckpointManager(checkpoint, manager_dir, max_to_keep=config.keep_checkpoints)
+        manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
         trainer.hooks = [
             training_hooks.StopSignal(),
             training_hooks.ProgressBar(),

@@ -9,11 +9,9 @@ import time
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-
-from vdsr_tf.data import PatchSettings, generate_training_h5  # noqa: E402
-from vdsr_tf.images import list_images  # noqa: E402
-from vdsr_tf.paths import default_data_dir  # noqa: E402
+from vdsr_tf.data import PatchSettings, generate_training_h5
+from vdsr_tf.images import list_images
+from vdsr_tf.paths import default_data_dir
 
 flags.DEFINE_string(
     "data_dir",

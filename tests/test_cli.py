@@ -1,0 +1,214 @@
+"""vdsr_tf/cli.py as a user meets it: --help, --version, stray arguments, quiet start-up, the default
+weights from any folder, and the installable `vdsr` command (pyproject.toml)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import onnx
+import pytest
+from helpers import ROOT, last_line, run_main
+from PIL import Image
+
+import vdsr_tf
+from vdsr_tf import paths
+
+CLI_SOURCE = os.path.join(ROOT, "vdsr_tf", "cli.py")
+
+
+def own_flag_names() -> list[str]:
+    with open(CLI_SOURCE) as file:
+        return re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', file.read())
+
+
+def test_help_exits_0_and_lists_every_own_flag_by_mode():
+    result = run_main("--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    titles = ["Evaluate", "Enlarge your own images", "Train", "Export", "Other:"]
+    positions = [text.index(f"\n{title}") for title in titles]
+    assert positions == sorted(positions)
+    names = own_flag_names()
+    assert len(names) > 30 and "tensorboard_dir" in names and "export_onnx" in names
+    for name in names:
+        assert re.search(rf"^  --{name}\b", text, re.M), name
+
+    def section_of(flag):
+        start = re.search(rf"\n  --{flag}[ \n]", text).start()
+        return max((position, title) for position, title in zip(positions, titles) if position < start)[1]
+
+    assert section_of("scales") == "Evaluate" and section_of("scale") == "Enlarge your own images"
+    assert section_of("grad_clip") == "Train" and section_of("export_onnx") == "Export"
+    # absl's own flags stay under --helpfull; --log_dir is absl's, not our TensorBoard folder.
+    for absl_flag in ("--log_dir", "--logtostderr", "--pdb_post_mortem", "--only_check_args"):
+        assert absl_flag not in text
+    assert "--verbosity" in text and "--flagfile" in text and "--version" in text
+
+
+@pytest.mark.parametrize("flag", ["-h", "--helpshort"])
+def test_help_spellings(flag):
+    result = run_main(flag)
+    assert result.returncode == 0 and "--export_onnx" in result.stdout
+
+
+def test_helpfull_lists_absl_flags_and_exits_0():
+    result = run_main("--helpfull")
+    assert result.returncode == 0 and "logtostderr" in result.stdout and "--tensorboard_dir" in result.stdout
+
+
+def test_version():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", vdsr_tf.__version__)
+    result = run_main("--version")
+    assert result.returncode == 0 and result.stdout == f"vdsr {vdsr_tf.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["photo.jpg"], "error: unexpected argument photo.jpg; to enlarge it use --input=photo.jpg"),
+        (["--scale=3", "photo.jpg"], "error: unexpected argument photo.jpg; to enlarge it use --input=photo.jpg"),
+        (["evaluate"], "error: unexpected argument evaluate; flags start with -- (--help lists them)"),
+        (["a.png", "b.png"], "error: unexpected arguments a.png b.png; --input takes one file, folder or glob"),
+    ],
+)
+def test_stray_arguments_are_one_line(arguments, expected):
+    result = run_main(*arguments)
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0 and last_line(result).startswith(expected)
+
+
+def test_log_dir_is_refused_for_tensorboard_dir(tmp_path):
+    result = run_main(f"--log_dir={tmp_path / 'logs'}", f"--checkpoint_dir={tmp_path / 'none'}")
+    assert result.returncode != 0 and "--log_dir" in last_line(result) and "--tensorboard_dir" in last_line(result)
+
+
+def test_no_config_uses_log_dir():
+    for name in os.listdir(os.path.join(ROOT, "configs")):
+        with open(os.path.join(ROOT, "configs", name)) as file:
+            assert "--log_dir" not in file.read(), name
+
+
+@pytest.fixture
+def tiny_image(tmp_path):
+    path = tmp_path / "tiny.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_default_verbosity_hides_tensorflow_start_up_lines(tiny_image, checkpoint_dir, tmp_path):
+    flags = [f"--input={tiny_image}", f"--checkpoint_dir={checkpoint_dir}", "--precision=float32"]
+    quiet = run_main(*flags, f"--output={tmp_path / 'a'}", environment={"TF_CPP_MIN_LOG_LEVEL": None})
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    lines = quiet.stderr.replace("\r", "\n").splitlines()
+    # Our INFO lines, bare; nothing of TensorFlow's C++ start-up (oneDNN notice, CPU-feature notice).
+    assert "precision: float32 as asked" in lines
+    assert f"wrote {tmp_path / 'a' / 'tiny_x2.png'}" in lines
+    assert not [line for line in lines if re.match(r"[IW]\d{4} |WARNING: All log messages", line)]
+    loud = run_main(*flags, f"--output={tmp_path / 'b'}", "--verbosity=1", environment={"TF_CPP_MIN_LOG_LEVEL": None})
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert re.search(r"^I\d{4} .*\] precision: ", loud.stderr, re.M)  # absl's prefix is back
+    if not re.search(r"^I\d{4} \S+ +\d+ (port|cpu_feature_guard)\.cc:", loud.stderr, re.M):
+        pytest.skip("this TensorFlow prints no C++ start-up line here to hide")
+
+
+def test_default_verbosity_hides_tensorflows_python_info_lines(checkpoint_dir, tmp_path):
+    # tf.saved_model.save logs 'Assets written to: ...' and 'Writing fingerprint to ...' through absl at INFO.
+    saved = tmp_path / "saved"
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.splitlines() == ["precision: float32 as asked", f"wrote the SavedModel to {saved}"]
+
+
+def test_shipped_weights_are_found_from_any_folder(tmp_path):
+    onnx_path = tmp_path / "vdsr.onnx"
+    result = run_main(f"--export_onnx={onnx_path}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len([node for node in onnx.load(str(onnx_path)).graph.node if node.op_type == "Conv"]) == 20
+
+
+def test_a_checkpoints_folder_in_the_current_folder_comes_first(checkpoint_dir, tmp_path):
+    checkpoint_dir.rename(tmp_path / "checkpoints")
+    result = run_main("--export_onnx=small.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len([node for node in onnx.load(str(tmp_path / "small.onnx")).graph.node if node.op_type == "Conv"]) == 3
+
+
+def test_default_checkpoint_dir_order(tmp_path, monkeypatch):
+    installed = tmp_path / "site" / "weights"
+    monkeypatch.setattr(paths, "INSTALLED_WEIGHTS_DIR", str(installed))
+    monkeypatch.chdir(tmp_path)
+    assert paths.default_checkpoint_dir() == os.path.join(paths.ROOT, "checkpoints")  # a source checkout
+    installed.mkdir(parents=True)
+    (installed / "vdsr.h5").write_bytes(b"")
+    assert paths.default_checkpoint_dir() == str(installed)  # pip install .
+    (tmp_path / "checkpoints").mkdir()
+    assert paths.default_checkpoint_dir() == "checkpoints"
+
+
+def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
+    result = run_main(f"--checkpoint_dir={tmp_path / 'none'}", "--export_onnx=x.onnx", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    line = last_line(result)
+    assert line.startswith(f"error: --checkpoint_dir: no checkpoint {tmp_path / 'none' / 'vdsr.h5'}")
+    for words in ("pip install", "--is_train=True", "https://cv.snu.ac.kr/research/VDSR/", "VDSR_Official.mat"):
+        assert words in line
+    assert "--import_matconvnet=VDSR_Official.mat" in line
+
+
+def test_console_script_and_main_py_run_the_same_function():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)
+    assert project["project"]["scripts"] == {"vdsr": "vdsr_tf.cli:run"}
+    with open(os.path.join(ROOT, "main.py")) as file:
+        assert "from vdsr_tf.cli import run\n" in file.read()
+
+
+def test_wheel_carries_the_command_the_weights_and_the_requirements(tmp_path):
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "requirements.txt", "README.md", "LICENSE"):
+        os.makedirs(source, exist_ok=True)
+        shutil.copy(os.path.join(ROOT, name), source / name)
+    shutil.copytree(os.path.join(ROOT, "vdsr_tf"), source / "vdsr_tf", ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "checkpoints").mkdir()
+    shutil.copy(os.path.join(ROOT, "checkpoints", "vdsr.h5"), source / "checkpoints" / "vdsr.h5")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").iterdir()
+    assert wheel.name.startswith(f"vdsr_tf-{vdsr_tf.__version__}-py3-none-any")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        with open(os.path.join(ROOT, "checkpoints", "vdsr.h5"), "rb") as file:
+            assert archive.read("vdsr_tf/weights/vdsr.h5") == file.read()
+        info = next(name for name in names if name.endswith(".dist-info/METADATA"))
+        metadata = archive.read(info).decode()
+        entry_points = archive.read(info.replace("METADATA", "entry_points.txt")).decode()
+    assert "vdsr_tf/cli.py" in names and "vdsr_tf/onnx_export.py" in names
+    assert "vdsr = vdsr_tf.cli:run" in entry_points
+    assert "Requires-Dist: tensorflow-cpu==2.21.0" in metadata and "Requires-Dist: onnx==1.23.2" in metadata
+    assert "License-Expression: Apache-2.0" in metadata
+
+
+def test_release_files_agree_on_the_version_and_cite_the_paper():
+    def read(name):
+        with open(os.path.join(ROOT, name)) as file:
+            return file.read()
+
+    citation = read("CITATION.cff")
+    assert f"\nversion: {vdsr_tf.__version__}\n" in citation
+    assert read("CHANGELOG.md").split("\n## ")[1].startswith(f"{vdsr_tf.__version__} ")
+    for name in ("family-names: Kim\n      given-names: Jiwon", "given-names: Jung Kwon", "given-names: Kyoung Mu"):
+        assert name in citation
+    assert "start: 1646\n  end: 1654" in citation and "year: 2016" in citation
+    licence = read("LICENSE")
+    assert "Apache License\n                           Version 2.0, January 2004" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence and len(licence.splitlines()) == 202
