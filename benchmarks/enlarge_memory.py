@@ -19,7 +19,6 @@ import time
 from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 flags.DEFINE_integer("height", 2000, "Input height.")
 flags.DEFINE_integer("width", 3000, "Input width.")

@@ -1,67 +1,98 @@
-"""VDSR inference throughput against this machine's matmul rate.
+"""VDSR inference throughput in float32 and bfloat16, each against this machine's matmul of its dtype.
 
-    python benchmarks/inference.py [--size=512] [--repeats=5]
+    python benchmarks/inference.py [--size=512] [--rounds=3] [--results_json=FILE]
 
 One forward pass costs 1.33 MFLOP per output pixel (664,704 multiply-adds).
-Variants: one trace for every input shape (what evaluation used first), one
-trace per shape, and XLA per shape. Best of `repeats` runs each.
+Variants per precision: one trace for every input shape (what evaluation and
+enlarging use), and XLA per shape. bfloat16 is the mixed model of
+`vdsr_tf.model.build_vdsr` (middle 18 layers bfloat16). The matmul rate drifts
+by several per cent within minutes, so matmuls and variants run in
+interleaved rounds and each round's ratio uses the matmul just before it; the
+median round is reported.
 """
 
-import os
-import sys
+import statistics
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from peak import describe_machine, matmul_gflops, write_results
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from peak import matmul_gflops  # noqa: E402
-
-from vdsr_tf.model import build_vdsr  # noqa: E402
+from vdsr_tf.model import build_vdsr
 
 FLOP_PER_PIXEL = 2 * 664_704
 flags.DEFINE_integer("size", 512, "Side of the square test image.")
-flags.DEFINE_integer("repeats", 5, "Timed runs per variant (the best is reported).")
+flags.DEFINE_integer("rounds", 3, "Interleaved rounds (the median is reported).")
+flags.DEFINE_integer("repeats", 3, "Timed runs per variant and round (the best is kept).")
+flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
 FLAGS = flags.FLAGS
 
 
-def variants(model):
+def variants(precision: str) -> dict:
+    model = build_vdsr(seed=0, precision=precision)
+
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
     def any_shape(x):
-        return model(x, training=False)
-
-    @tf.function
-    def per_shape(x):
         return model(x, training=False)
 
     @tf.function(jit_compile=True)
     def xla(x):
         return model(x, training=False)
 
-    return {"one trace, any shape": any_shape, "one trace per shape": per_shape, "XLA per shape": xla}
+    return {"one trace, any shape": any_shape, "XLA per shape": xla}
+
+
+def best_seconds(function, image) -> float:
+    best = float("inf")
+    for _ in range(FLAGS.repeats):
+        started = time.perf_counter()
+        function(image).numpy()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def main(argv):
     del argv
-    model = build_vdsr(seed=0)
+    print(describe_machine())
     image = tf.constant(np.random.default_rng(0).random((1, FLAGS.size, FLAGS.size, 1)), tf.float32)
-    peak = matmul_gflops()
-    print(f"matmul 2048x2048 float32: {peak:.1f} GFLOP/s")
-    print(f"| variant | MPix/s | GFLOP/s | ratio to matmul |  ({FLAGS.size}x{FLAGS.size} input)")
-    for name, function in variants(model).items():
-        function(image).numpy()
-        best = float("inf")
-        for _ in range(FLAGS.repeats):
-            started = time.perf_counter()
+    dtypes = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+    functions = {precision: variants(precision) for precision in dtypes}
+    for by_name in functions.values():
+        for function in by_name.values():
             function(image).numpy()
-            best = min(best, time.perf_counter() - started)
-        pixels = FLAGS.size**2
-        gflops = pixels * FLOP_PER_PIXEL / best / 1e9
-        print(f"| {name} | {pixels / best / 1e6:.3f} | {gflops:.1f} | {gflops / peak:.2f} |")
-    print(f"matmul 2048x2048 float32 again: {matmul_gflops():.1f} GFLOP/s")
+    seconds, ratios, peaks = {}, {}, {precision: [] for precision in dtypes}
+    for _ in range(FLAGS.rounds):
+        for precision, dtype in dtypes.items():
+            peaks[precision].append(matmul_gflops(dtype))
+            for name, function in functions[precision].items():
+                elapsed = best_seconds(function, image)
+                seconds.setdefault((name, precision), []).append(elapsed)
+                gflops = FLAGS.size**2 * FLOP_PER_PIXEL / elapsed / 1e9
+                ratios.setdefault((name, precision), []).append(gflops / peaks[precision][-1])
+    for precision, values in peaks.items():
+        print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
+    print(
+        f"| variant ({FLAGS.size}x{FLAGS.size}) | precision | seconds | MPix/s | GFLOP/s | ratio to its matmul |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for (name, precision), values in seconds.items():
+        elapsed = statistics.median(values)
+        row = {
+            "variant": name,
+            "precision": precision,
+            "seconds": elapsed,
+            "mpix_per_s": FLAGS.size**2 / elapsed / 1e6,
+            "gflops": FLAGS.size**2 * FLOP_PER_PIXEL / elapsed / 1e9,
+            "ratio_to_matmul": statistics.median(ratios[(name, precision)]),
+        }
+        rows.append(row)
+        print(
+            f"| {name} | {precision} | {elapsed:.3f} | {row['mpix_per_s']:.3f} | {row['gflops']:.0f} | "
+            f"{row['ratio_to_matmul']:.2f} |"
+        )
+    write_results(FLAGS.results_json, rows)
 
 
 if __name__ == "__main__":

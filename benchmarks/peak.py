@@ -1,19 +1,25 @@
-"""This machine's practical FP32 peak: GFLOP/s of a 2048x2048 float32 matmul, measured now.
+"""This machine's practical peak: GFLOP/s of a 2048x2048 matmul in a given dtype, measured now.
 
-Machines here differ by about 2x in absolute speed, so benchmarks report their
-figures as ratios to this number, measured in the same run.
+Machines here differ by about 2x in absolute speed and in whether they have
+bfloat16 units at all, so benchmarks print the processor first and report
+their figures as ratios to this number, in the same dtype, measured in the
+same run.
 """
 
+import json
+import platform
 import time
 
 import tensorflow as tf
 
+from vdsr_tf.precision import CPU_BF16_FLAGS, cpu_flags
+
 SIZE = 2048
 
 
-def matmul_gflops(repeats: int = 20) -> float:
-    a = tf.random.normal((SIZE, SIZE))
-    b = tf.random.normal((SIZE, SIZE))
+def matmul_gflops(dtype=tf.float32, repeats: int = 20) -> float:
+    a = tf.cast(tf.random.normal((SIZE, SIZE)), dtype)
+    b = tf.cast(tf.random.normal((SIZE, SIZE)), dtype)
     multiply = tf.function(tf.linalg.matmul)
     multiply(a, b).numpy()
     best = float("inf")
@@ -24,3 +30,27 @@ def matmul_gflops(repeats: int = 20) -> float:
         result.numpy()
         best = min(best, (time.perf_counter() - started) / repeats)
     return 2 * SIZE**3 / best / 1e9
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    try:
+        with open(cpuinfo) as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
+
+
+def describe_machine() -> str:
+    """One line: the processor, its bfloat16 flags, and TensorFlow's version."""
+    flags = cpu_flags()
+    present = [flag for flag in (*CPU_BF16_FLAGS, "amx_tile", "avx512f", "avx2") if flag in flags]
+    return f"CPU: {cpu_model()}; flags: {', '.join(present) or 'none of interest'}; TensorFlow {tf.__version__}"
+
+
+def write_results(path: str | None, rows: list[dict]) -> None:
+    if path:
+        with open(path, "w") as file:
+            json.dump(rows, file, indent=1)

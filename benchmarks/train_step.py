@@ -1,83 +1,70 @@
-"""Seconds per training step of 64 41x41 patches, against this machine's matmul rate.
+"""Seconds per training step of 64 41x41 patches in float32 and bfloat16, against the matmul of each dtype.
 
-    python benchmarks/train_step.py [--rounds=3] [--steps=3]
+    python benchmarks/train_step.py [--rounds=3] [--steps=3] [--results_json=FILE]
 
 A step costs 3x the forward FLOPs (forward, and backward for activations and
-weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures the project's own
-step (vdsr_tf.train.make_train_step), the same loss and update compiled with
-XLA, and the forward and backward passes alone (the convolution work every
-step must do, without weight decay, clipping or the update).
+weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures, in each
+precision, the project's step (vdsr_tf.step.make_train_step: loss, weight
+decay, clip and update) and the same step compiled with XLA. bfloat16 is the
+mixed model (middle 18 layers bfloat16, float32 weights, loss and update).
 
 The matmul rate of these machines drifts by 5-8% within minutes, so the
-variants and the matmul are measured in interleaved rounds; each round's ratio
-uses the matmul measured just before it, and the median round is reported.
+variants and the matmuls are measured in interleaved rounds; each round's
+ratio uses the matmul of the variant's dtype measured just before it, and the
+median round is reported.
 """
 
-import os
 import statistics
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
+from peak import describe_machine, matmul_gflops, write_results
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from peak import matmul_gflops  # noqa: E402
-
-from vdsr_tf.model import build_vdsr  # noqa: E402
-from vdsr_tf.step import adjustable_clip, make_train_step, patch_loss  # noqa: E402
+from vdsr_tf.model import build_vdsr
+from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
 
 STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")
 flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).")
+flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
 FLAGS = flags.FLAGS
 
 
-def data_loss(model, inputs, labels):
-    return patch_loss(model(inputs, training=True), labels, 64)
+def fresh(precision: str):
+    model = build_vdsr(seed=0, precision=precision)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    return model, optimizer
 
 
 def xla_step(model, optimizer):
     variables = model.trainable_variables
+    kernels = [variable for variable in variables if len(variable.shape) == 4]
 
     @tf.function(jit_compile=True)
     def step(inputs, labels, learning_rate):
         with tf.GradientTape() as tape:
-            loss = data_loss(model, inputs, labels)
-        clipped, fraction = adjustable_clip(tape.gradient(loss, variables), 1e-3 / learning_rate)
+            loss = patch_loss(tf.cast(model(inputs, training=True), tf.float32), labels, 64)
+            decayed = loss + 0.5e-4 * tf.add_n([tf.reduce_sum(tf.square(k)) for k in kernels])
+        clipped, share = clip_gradients("value", tape.gradient(decayed, variables), 1e-3 / learning_rate)
         optimizer.apply(clipped, variables)
-        return loss, fraction
+        return loss, share
 
     return step
 
 
-def forward_backward(model):
-    @tf.function
-    def step(inputs, labels, learning_rate):
-        with tf.GradientTape() as tape:
-            loss = data_loss(model, inputs, labels)
-        return loss, tape.gradient(loss, model.trainable_variables)
-
-    return step
-
-
-def variants():
-    def fresh():
-        model = build_vdsr(seed=0)
-        optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
-        optimizer.build(model.trainable_variables)
-        return model, optimizer
-
+def variants() -> dict:
     strategy = tf.distribute.get_strategy()
-    return {
-        "the project's step": make_train_step(*fresh(), strategy, batch_size=64, weight_decay=1e-4, grad_clip=1e-3),
-        "the same loss and update with XLA": xla_step(*fresh()),
-        "forward and backward only": forward_backward(fresh()[0]),
-    }
+    steps = {}
+    for precision in ("float32", "bfloat16"):
+        steps[("the project's step", precision)] = make_train_step(
+            *fresh(precision), strategy, batch_size=64, weight_decay=1e-4, grad_clip=1e-3
+        )
+        steps[("the same step with XLA", precision)] = xla_step(*fresh(precision))
+    return steps
 
 
 def best_seconds(step, inputs, labels, learning_rate) -> float:
@@ -91,6 +78,7 @@ def best_seconds(step, inputs, labels, learning_rate) -> float:
 
 def main(argv):
     del argv
+    print(describe_machine())
     generator = np.random.default_rng(0)
     inputs = tf.constant(generator.random((64, 41, 41, 1)), tf.float32)
     labels = tf.constant(generator.random((64, 41, 41, 1)), tf.float32)
@@ -98,24 +86,34 @@ def main(argv):
     steps = variants()
     for step in steps.values():
         step(inputs, labels, learning_rate)[0].numpy()
-    seconds = {name: [] for name in steps}
-    ratios = {name: [] for name in steps}
-    peaks = []
+    dtypes = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+    seconds = {key: [] for key in steps}
+    ratios = {key: [] for key in steps}
+    peaks = {precision: [] for precision in dtypes}
     for _ in range(FLAGS.rounds):
-        peaks.append(matmul_gflops())
-        for name, step in steps.items():
-            seconds[name].append(best_seconds(step, inputs, labels, learning_rate))
-            ratios[name].append(STEP_FLOP / seconds[name][-1] / 1e9 / peaks[-1])
-    print(f"matmul 2048x2048 float32 per round: {', '.join(f'{peak:.0f}' for peak in peaks)} GFLOP/s")
-    print("| step | seconds per step | GFLOP/s | ratio to matmul (median round) | ratios per round |")
+        for precision, dtype in dtypes.items():
+            peaks[precision].append(matmul_gflops(dtype))
+            for key in [key for key in steps if key[1] == precision]:
+                seconds[key].append(best_seconds(steps[key], inputs, labels, learning_rate))
+                ratios[key].append(STEP_FLOP / seconds[key][-1] / 1e9 / peaks[precision][-1])
+    for precision, values in peaks.items():
+        print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
+    print("| step | precision | seconds per step | GFLOP/s | ratio to matmul of its dtype (median round) |")
     print("| --- | --- | --- | --- | --- |")
-    for name in steps:
-        median_seconds = statistics.median(seconds[name])
-        per_round = ", ".join(f"{ratio:.2f}" for ratio in ratios[name])
-        print(
-            f"| {name} | {median_seconds:.2f} | {STEP_FLOP / median_seconds / 1e9:.0f} | "
-            f"{statistics.median(ratios[name]):.2f} | {per_round} |"
-        )
+    rows = []
+    for (name, precision), values in seconds.items():
+        elapsed = statistics.median(values)
+        row = {
+            "variant": name,
+            "precision": precision,
+            "seconds": elapsed,
+            "seconds_per_step": elapsed,
+            "gflops": STEP_FLOP / elapsed / 1e9,
+            "ratio_to_matmul": statistics.median(ratios[(name, precision)]),
+        }
+        rows.append(row)
+        print(f"| {name} | {precision} | {elapsed:.3f} | {row['gflops']:.0f} | {row['ratio_to_matmul']:.2f} |")
+    write_results(FLAGS.results_json, rows)
 
 
 if __name__ == "__main__":

@@ -229,3 +229,40 @@ def test_averaging_a_glob_that_matches_nothing_writes_nothing(tmp_path):
     result = run_main(f"--average_weights={tmp_path / 'none' / '*.h5'}", f"--checkpoint_dir={tmp_path / 'out'}")
     assert result.returncode != 0 and "--average_weights: no file matches" in last_line(result)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--results_json", "--save_images"])
+def test_an_unwritable_evaluation_output_is_refused_before_the_work(flag, tiny_data_dir, checkpoint_dir, tmp_path):
+    # --results_json naming a folder used to fail after the whole evaluation, losing the results;
+    # --save_images naming a file was a NotADirectoryError traceback.
+    wrong = tmp_path / "wrong"
+    wrong.mkdir() if flag == "--results_json" else wrong.write_text("x")
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tiny_data_dir}", f"{flag}={wrong}")
+    assert result.returncode != 0 and last_line(result).startswith(f"error: {flag}: ")
+    assert "Traceback" not in result.stderr and "| Set5 |" not in result.stdout
+
+
+def test_importing_a_text_file_as_matconvnet_weights_is_one_line(tmp_path):
+    text = tmp_path / "weights.mat"
+    text.write_text("not a MATLAB file\n")
+    result = run_main(f"--import_matconvnet={text}", f"--checkpoint_dir={tmp_path / 'out'}")
+    assert result.returncode != 0 and f"error: {text}: not a readable .mat file" in last_line(result)
+    assert "Traceback" not in result.stderr and not (tmp_path / "out" / "vdsr.h5").exists()
+
+
+def test_training_into_a_file_or_an_unknown_validation_set_names_the_flag(tiny_training_flags, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = run_main(*tiny_training_flags, f"--checkpoint_dir={afile}", "--max_steps=1")
+    assert result.returncode != 0 and "error: --checkpoint_dir: " in last_line(result) and "is a file" in last_line(result)
+    result = run_main(*tiny_training_flags, "--validation_dataset=Nope", "--max_steps=1")
+    assert result.returncode != 0 and last_line(result).startswith("error: --validation_dataset: no folder")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_the_design_card_command_line_uses_the_norm_clip_at_theta_1e_3(tiny_training_flags, tmp_path):
+    result = run_main(*tiny_training_flags, "--grad_clip=1e-3", "--max_steps=2", "--steps_per_epoch=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((tmp_path / "ck" / "training_record.json").read_text())["config"]
+    assert (config["clip"], config["grad_clip"], config["lr"]) == ("norm", 1e-3, 0.1)
+    assert result.stdout.strip().splitlines()[-1] == f"saved step 2 to {tmp_path / 'ck'}"

@@ -53,8 +53,8 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    grad_clip: float = 1e-4
-    clip: str = "value"
+    grad_clip: float = 1e-3
+    clip: str = "norm"
     bias_lr_scale: float = 1.0
     max_steps: int = 0
     validate_every: int = 0
@@ -146,7 +146,9 @@ class Trainer:
     def run_step(self) -> dict:
         config, step = self.config, self.step
         learning_rate = learning_rate_at(
-            step, base_lr=config.lr, decay_steps=config.lr_decay_epochs * config.steps_per_epoch,
+            step,
+            base_lr=config.lr,
+            decay_steps=config.lr_decay_epochs * config.steps_per_epoch,
             decay_factor=config.lr_decay_factor,
         )
         note_learning_rate(self.record, step, learning_rate, config.optimizer)
@@ -204,14 +206,22 @@ def _build_trainer(config, strategy, patches, checkpoint_dir):
     """The model, optimizer and Trainer under the strategy's scope; the full and the core checkpoint."""
     with strategy.scope():
         model = build_vdsr(
-            depth=config.depth, width=config.width, residual=config.residual, seed=config.seed,
+            depth=config.depth,
+            width=config.width,
+            residual=config.residual,
+            seed=config.seed,
             precision=config.precision,
         )
         optimizer = make_optimizer(config.optimizer, learning_rate=config.lr, momentum=config.momentum)
         optimizer.build(model.trainable_variables)
         trainer = Trainer(
-            config, model=model, optimizer=optimizer, strategy=strategy, patches=patches,
-            checkpoint_dir=checkpoint_dir, hooks=[],
+            config,
+            model=model,
+            optimizer=optimizer,
+            strategy=strategy,
+            patches=patches,
+            checkpoint_dir=checkpoint_dir,
+            hooks=[],
         )
     core = tf.train.Checkpoint(model=model, optimizer=optimizer, step=trainer.step_variable)
     checkpoint = tf.train.Checkpoint(
@@ -242,7 +252,9 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     receptive_field = 2 * config.depth + 1
     if patches.patch_size < receptive_field:
         logging.warning("patches are %dpx, under the %dpx receptive field", patches.patch_size, receptive_field)
-    validation = {scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales}
+    validation = {
+        scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales
+    }
     checkpoint_dir = config.checkpoint_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="vdsr-worker-")
     os.makedirs(checkpoint_dir, exist_ok=True)
     for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights")):

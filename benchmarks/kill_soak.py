@@ -1,0 +1,138 @@
+"""Kills a short training run with SIGKILL at random moments until it finishes, then checks what it left.
+
+    python benchmarks/kill_soak.py [--kills=20] [--seed=0] [--work_dir=/tmp/vdsr-soak]
+
+A depth-3 network on a small patch file trains 40 steps (4 epochs of 10,
+saving every step). One uninterrupted run is the reference. The soaked run is
+started again and again, each time killed after a random delay (start-up,
+steps, saves and validations all get hit), until `--kills` kills are done; then
+it runs to its end. Reported: kills, resumes that failed (a non-zero exit that
+was not our kill), unreadable files, a `vdsr.h5` not at the final step,
+missing record rows, leftover temporary files, and the largest weight
+difference from the reference (0 means bit-identical).
+"""
+
+import glob
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags
+from PIL import Image
+
+from vdsr_tf.data import PatchSettings, generate_training_h5
+from vdsr_tf.model import read_weights
+from vdsr_tf.paths import ROOT
+
+flags.DEFINE_integer("kills", 20, "SIGKILLs to deliver before letting the run finish.")
+flags.DEFINE_integer("seed", 0, "Seed of the kill delays.")
+flags.DEFINE_string("work_dir", "/tmp/vdsr-soak", "Scratch folder (emptied first).")
+flags.DEFINE_float("max_delay", 12.0, "Longest delay before a kill, in seconds.")
+FLAGS = flags.FLAGS
+
+
+def make_data(folder: str) -> tuple[str, str]:
+    generator = np.random.default_rng(5)
+    smooth = np.cumsum(np.cumsum(generator.random((90, 100, 3)), axis=0), axis=1)
+    image = (255 * smooth / smooth.max()).astype(np.uint8)
+    for sub in ("train/T91", "test/Set5"):
+        os.makedirs(os.path.join(folder, sub))
+    Image.fromarray(image).save(os.path.join(folder, "train/T91/a.png"))
+    Image.fromarray(image[:48, :60]).save(os.path.join(folder, "test/Set5/x.png"))
+    train_h5 = os.path.join(folder, "train.h5")
+    paths = [os.path.join(folder, "train/T91/a.png")]
+    generate_training_h5(paths, train_h5, settings=PatchSettings(patch_size=21, stride=10), seed=0, workers=1)
+    return folder, train_h5
+
+
+def command(data_dir: str, train_h5: str, checkpoint_dir: str) -> list[str]:
+    return [
+        sys.executable,
+        os.path.join(ROOT, "main.py"),
+        "--is_train=True",
+        f"--data_dir={data_dir}",
+        f"--train_h5={train_h5}",
+        f"--checkpoint_dir={checkpoint_dir}",
+        "--depth=3",
+        "--width=8",
+        "--batch_size=8",
+        "--steps_per_epoch=10",
+        "--epochs=4",
+        "--save_every_minutes=0.0001",
+        f"--tensorboard_dir={checkpoint_dir}/logs",
+        "--precision=float32",
+    ]
+
+
+def soak(arguments: list[str], kills: int, generator: random.Random) -> dict:
+    counts = {"kills": 0, "failed_resumes": 0, "starts": 0}
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    while True:
+        counts["starts"] += 1
+        process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+        if counts["kills"] < kills:
+            try:
+                process.wait(timeout=generator.uniform(0.5, FLAGS.max_delay))
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                counts["kills"] += 1
+                continue
+        else:
+            process.wait()
+        if process.returncode == 0:
+            return counts
+        counts["failed_resumes"] += 1
+        print(process.stderr.read().decode()[-800:])
+        if counts["failed_resumes"] > 3:
+            return counts
+
+
+def check(checkpoint_dir: str, reference_dir: str) -> dict:
+    found = {"unreadable_files": 0, "stale_vdsr_h5": 0, "missing_record_rows": 0, "leftover_temporaries": 0}
+    try:
+        weights, attributes = read_weights(os.path.join(checkpoint_dir, "vdsr.h5"))
+        found["stale_vdsr_h5"] = int(attributes["step"] != 40)
+    except ValueError:
+        found["unreadable_files"] += 1
+        weights = None
+    try:
+        record = json.load(open(os.path.join(checkpoint_dir, "training_record.json")))
+        missing = {0, 10, 20, 30, 40} - {row["step"] for row in record["validation"]}
+        missing_loss = {10, 20, 30, 40} - {row["step"] for row in record["training_loss"]}
+        found["missing_record_rows"] = len(missing) + len(missing_loss)
+    except (OSError, ValueError):
+        found["unreadable_files"] += 1
+    leftovers = glob.glob(os.path.join(checkpoint_dir, "**", ".tmp-*"), recursive=True)
+    leftovers += glob.glob(os.path.join(checkpoint_dir, "state", "*_temp*"))
+    found["leftover_temporaries"] = len(leftovers)
+    reference, _ = read_weights(os.path.join(reference_dir, "vdsr.h5"))
+    if weights is not None:
+        found["max_weight_difference"] = max(
+            float(np.max(np.abs(a - b))) for pair_a, pair_b in zip(weights, reference) for a, b in zip(pair_a, pair_b)
+        )
+    return found
+
+
+def main(argv):
+    del argv
+    shutil.rmtree(FLAGS.work_dir, ignore_errors=True)
+    data_dir, train_h5 = make_data(os.path.join(FLAGS.work_dir, "data"))
+    reference = os.path.join(FLAGS.work_dir, "reference")
+    started = time.time()
+    subprocess.run(command(data_dir, train_h5, reference), check=True, capture_output=True)
+    print(f"reference run: {time.time() - started:.0f} s")
+    soaked = os.path.join(FLAGS.work_dir, "soaked")
+    counts = soak(command(data_dir, train_h5, soaked), FLAGS.kills, random.Random(FLAGS.seed))
+    results = {**counts, **check(soaked, reference)}
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
