@@ -5,7 +5,7 @@
 One forward pass costs 1.33 MFLOP per output pixel (664,704 multiply-adds).
 Variants per precision: one trace for every input shape (what evaluation and
 enlarging use), and XLA per shape. bfloat16 is the mixed model of
-`vdsr_tf.model.build_vdsr` (middle 18 layers bfloat16). The matmul rate drifts
+`vdsr_tf.model.build_vdsr` (17 middle layers bfloat16). The matmul rate drifts
 by several per cent within minutes, so matmuls and variants run in
 interleaved rounds and each round's ratio uses the matmul just before it; the
 median round is reported.
@@ -72,9 +72,7 @@ def main(argv):
                 ratios.setdefault((name, precision), []).append(gflops / peaks[precision][-1])
     for precision, values in peaks.items():
         print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
-    print(
-        f"| variant ({FLAGS.size}x{FLAGS.size}) | precision | seconds | MPix/s | GFLOP/s | ratio to its matmul |"
-    )
+    print(f"| variant ({FLAGS.size}x{FLAGS.size}) | precision | seconds | MPix/s | GFLOP/s | ratio to its matmul |")
     print("| --- | --- | --- | --- | --- | --- |")
     rows = []
     for (name, precision), values in seconds.items():

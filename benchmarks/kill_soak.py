@@ -2,10 +2,10 @@
 
     python benchmarks/kill_soak.py [--kills=20] [--seed=0] [--work_dir=/tmp/vdsr-soak]
 
-A depth-3 network on a small patch file trains 40 steps (4 epochs of 10,
-saving every step). One uninterrupted run is the reference. The soaked run is
-started again and again, each time killed after a random delay (start-up,
-steps, saves and validations all get hit), until `--kills` kills are done; then
+A depth-3 network on a small patch file trains `--epochs` epochs of 10 steps,
+saving every step. One uninterrupted run is the reference. The soaked run is
+started again and again, each time killed after a random delay of up to the
+reference run's duration (start-up, steps, saves and validations all get hit), until `--kills` kills are done; then
 it runs to its end. Reported: kills, resumes that failed (a non-zero exit that
 was not our kill), unreadable files, a `vdsr.h5` not at the final step,
 missing record rows, leftover temporary files, and the largest weight
@@ -33,7 +33,7 @@ from vdsr_tf.paths import ROOT
 flags.DEFINE_integer("kills", 20, "SIGKILLs to deliver before letting the run finish.")
 flags.DEFINE_integer("seed", 0, "Seed of the kill delays.")
 flags.DEFINE_string("work_dir", "/tmp/vdsr-soak", "Scratch folder (emptied first).")
-flags.DEFINE_float("max_delay", 12.0, "Longest delay before a kill, in seconds.")
+flags.DEFINE_integer("epochs", 20, "Epochs of 10 steps.")
 FLAGS = flags.FLAGS
 
 
@@ -70,7 +70,7 @@ def command(data_dir: str, train_h5: str, checkpoint_dir: str) -> list[str]:
     ]
 
 
-def soak(arguments: list[str], kills: int, generator: random.Random) -> dict:
+def soak(arguments: list[str], kills: int, generator: random.Random, max_delay: float) -> dict:
     counts = {"kills": 0, "failed_resumes": 0, "starts": 0}
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     while True:
@@ -78,7 +78,7 @@ def soak(arguments: list[str], kills: int, generator: random.Random) -> dict:
         process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
         if counts["kills"] < kills:
             try:
-                process.wait(timeout=generator.uniform(0.5, FLAGS.max_delay))
+                process.wait(timeout=generator.uniform(0.5, max_delay))
             except subprocess.TimeoutExpired:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
@@ -98,14 +98,15 @@ def check(checkpoint_dir: str, reference_dir: str) -> dict:
     found = {"unreadable_files": 0, "stale_vdsr_h5": 0, "missing_record_rows": 0, "leftover_temporaries": 0}
     try:
         weights, attributes = read_weights(os.path.join(checkpoint_dir, "vdsr.h5"))
-        found["stale_vdsr_h5"] = int(attributes["step"] != 40)
+        found["stale_vdsr_h5"] = int(attributes["step"] != 10 * FLAGS.epochs)
     except ValueError:
         found["unreadable_files"] += 1
         weights = None
     try:
         record = json.load(open(os.path.join(checkpoint_dir, "training_record.json")))
-        missing = {0, 10, 20, 30, 40} - {row["step"] for row in record["validation"]}
-        missing_loss = {10, 20, 30, 40} - {row["step"] for row in record["training_loss"]}
+        ends = set(range(10, 10 * FLAGS.epochs + 1, 10))
+        missing = (ends | {0}) - {row["step"] for row in record["validation"]}
+        missing_loss = ends - {row["step"] for row in record["training_loss"]}
         found["missing_record_rows"] = len(missing) + len(missing_loss)
     except (OSError, ValueError):
         found["unreadable_files"] += 1
@@ -127,9 +128,10 @@ def main(argv):
     reference = os.path.join(FLAGS.work_dir, "reference")
     started = time.time()
     subprocess.run(command(data_dir, train_h5, reference), check=True, capture_output=True)
-    print(f"reference run: {time.time() - started:.0f} s")
+    duration = time.time() - started
+    print(f"reference run: {duration:.0f} s")
     soaked = os.path.join(FLAGS.work_dir, "soaked")
-    counts = soak(command(data_dir, train_h5, soaked), FLAGS.kills, random.Random(FLAGS.seed))
+    counts = soak(command(data_dir, train_h5, soaked), FLAGS.kills, random.Random(FLAGS.seed), duration)
     results = {**counts, **check(soaked, reference)}
     print(json.dumps(results, indent=1))
 

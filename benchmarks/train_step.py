@@ -6,7 +6,7 @@ A step costs 3x the forward FLOPs (forward, and backward for activations and
 weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures, in each
 precision, the project's step (vdsr_tf.step.make_train_step: loss, weight
 decay, clip and update) and the same step compiled with XLA. bfloat16 is the
-mixed model (middle 18 layers bfloat16, float32 weights, loss and update).
+mixed model (17 middle layers bfloat16, float32 weights, loss and update).
 
 The matmul rate of these machines drifts by 5-8% within minutes, so the
 variants and the matmuls are measured in interleaved rounds; each round's

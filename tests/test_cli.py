@@ -196,6 +196,19 @@ def test_wheel_carries_the_command_the_weights_and_the_requirements(tmp_path):
     assert "vdsr = vdsr_tf.cli:run" in entry_points
     assert "Requires-Dist: tensorflow-cpu==2.21.0" in metadata and "Requires-Dist: onnx==1.23.2" in metadata
     assert "License-Expression: Apache-2.0" in metadata
+    assert "Requires-Dist: flask" not in metadata.split("Provides-Extra")[0]  # the web page is an extra
+
+
+def test_the_package_pins_what_requirements_txt_pins():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)["project"]
+    with open(os.path.join(ROOT, "requirements.txt")) as file:
+        tested = {line.split("==")[0]: line.strip() for line in file if "==" in line and not line.startswith("#")}
+    pinned = project["dependencies"] + [pin for pins in project["optional-dependencies"].values() for pin in pins]
+    assert pinned and all(tested.get(pin.split("==")[0]) == pin for pin in pinned)
+    assert set(tested) == {pin.split("==")[0] for pin in pinned}
 
 
 def test_release_files_agree_on_the_version_and_cite_the_paper():

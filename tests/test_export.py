@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vdsr_tf.model import make_predictor
 from vdsr_tf.export import export_saved_model, tf_imresize
 from vdsr_tf.imresize import imresize
 from vdsr_tf.infer import enlarge
-from vdsr_tf.model import build_vdsr
+from vdsr_tf.model import build_vdsr, make_predictor
 
 
 @pytest.mark.parametrize("shape, out", [((13, 17, 2), (26, 34)), ((12, 9, 1), (30, 23)), ((20, 20, 3), (7, 5))])

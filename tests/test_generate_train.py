@@ -13,7 +13,9 @@ SCRIPT = os.path.join(ROOT, "data", "generate_dataset", "generate_train.py")
 def run_script(*flags):
     # As after run.sh, which installs the project: vdsr_tf importable from anywhere.
     environment = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, SCRIPT, *flags], capture_output=True, text=True, timeout=300, env=environment)
+    return subprocess.run(
+        [sys.executable, SCRIPT, *flags], capture_output=True, text=True, timeout=300, env=environment
+    )
 
 
 def test_writes_patches_and_reports_the_unreadable_image(tiny_data_dir, tmp_path):

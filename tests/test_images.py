@@ -8,7 +8,7 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from vdsr_tf import images
-from vdsr_tf.images import Metadata, ImageReadError, probe_picture, read_image, read_picture, write_picture
+from vdsr_tf.images import ImageReadError, Metadata, probe_picture, read_image, read_picture, write_picture
 
 ORIENTATION = 0x0112
 

@@ -254,7 +254,8 @@ def test_training_into_a_file_or_an_unknown_validation_set_names_the_flag(tiny_t
     afile = tmp_path / "afile"
     afile.write_text("x")
     result = run_main(*tiny_training_flags, f"--checkpoint_dir={afile}", "--max_steps=1")
-    assert result.returncode != 0 and "error: --checkpoint_dir: " in last_line(result) and "is a file" in last_line(result)
+    assert result.returncode != 0 and "error: --checkpoint_dir: " in last_line(result)
+    assert "is a file" in last_line(result)
     result = run_main(*tiny_training_flags, "--validation_dataset=Nope", "--max_steps=1")
     assert result.returncode != 0 and last_line(result).startswith("error: --validation_dataset: no folder")
     assert not (tmp_path / "ck").exists()

@@ -42,8 +42,12 @@ def test_two_workers_train_like_one_process(tiny_training, tmp_path):
         environment = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL="2")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-c", _WORKER, settings], cwd=ROOT, env=environment,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [sys.executable, "-c", _WORKER, settings],
+                cwd=ROOT,
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
         )
     outputs = [process.communicate(timeout=300) for process in processes]

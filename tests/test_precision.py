@@ -43,10 +43,10 @@ def test_auto_picks_bfloat16_only_where_there_are_units():
         resolve_precision("fp16", reason=None)
 
 
-def test_mixed_model_keeps_first_last_and_add_in_float32():
-    model = build_vdsr(depth=5, width=8, precision="bfloat16")
+def test_mixed_model_keeps_the_first_two_the_last_and_add_in_float32():
+    model = build_vdsr(depth=6, width=8, precision="bfloat16")
     layers = conv_layers(model)
-    assert [layer.compute_dtype for layer in layers] == ["float32"] + ["bfloat16"] * 3 + ["float32"]
+    assert [layer.compute_dtype for layer in layers] == ["float32"] * 2 + ["bfloat16"] * 3 + ["float32"]
     assert model.get_layer("skip").compute_dtype == "float32"
     assert all(variable.dtype == "float32" for variable in model.weights)  # the weights file does not change
     output = model(np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32))

@@ -15,8 +15,14 @@ def _one_step(rng, *, clip="value", bias_lr_scale=1.0, optimizer="sgd", momentum
     opt = make_optimizer(optimizer, learning_rate=LR, momentum=momentum)
     opt.build(model.trainable_variables)
     step = make_train_step(
-        model, opt, tf.distribute.get_strategy(), batch_size=8, weight_decay=1e-4, grad_clip=grad_clip,
-        clip=clip, bias_lr_scale=bias_lr_scale,
+        model,
+        opt,
+        tf.distribute.get_strategy(),
+        batch_size=8,
+        weight_decay=1e-4,
+        grad_clip=grad_clip,
+        clip=clip,
+        bias_lr_scale=bias_lr_scale,
     )
     inputs = rng.random((8, 21, 21, 1)).astype(np.float32)
     before = [v.numpy().copy() for v in model.trainable_variables]
@@ -76,7 +82,9 @@ def test_bias_lr_scale_scales_exactly_the_bias_updates(rng, optimizer, momentum)
         np.random.default_rng(1), optimizer=optimizer, momentum=momentum, grad_clip=None, bias_lr_scale=0.1
     )
     bias_names = {layer.bias.path for layer in conv_layers(model)}
-    for variable, b1, a1, b2, a2 in zip(model.trainable_variables, plain_before, plain_after, scaled_before, scaled_after):
+    for variable, b1, a1, b2, a2 in zip(
+        model.trainable_variables, plain_before, plain_after, scaled_before, scaled_after
+    ):
         np.testing.assert_array_equal(b1, b2)
         if variable.path in bias_names:
             np.testing.assert_allclose(a2 - b2, 0.1 * (a1 - b1), rtol=1e-4, atol=1e-9)
@@ -89,6 +97,11 @@ def test_unknown_clip_form_is_refused_when_the_step_is_built():
     model = build_vdsr(depth=3, width=4, seed=0)
     with pytest.raises(ValueError, match="--clip"):
         make_train_step(
-            model, keras.optimizers.SGD(), tf.distribute.get_strategy(), batch_size=8, weight_decay=0,
-            grad_clip=1e-3, clip="nope",
+            model,
+            keras.optimizers.SGD(),
+            tf.distribute.get_strategy(),
+            batch_size=8,
+            weight_decay=0,
+            grad_clip=1e-3,
+            clip="nope",
         )

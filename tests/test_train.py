@@ -10,12 +10,10 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT
 
-from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.evaluate import evaluate
-from vdsr_tf.images import list_images
 from vdsr_tf.model import build_vdsr, load_vdsr, read_weights
 from vdsr_tf.step import adjustable_clip, learning_rate_at, make_optimizer, make_train_step
-from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.train import train
 
 
 def test_paper_schedule():

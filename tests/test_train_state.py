@@ -54,8 +54,10 @@ def test_a_damaged_latest_state_falls_back_to_the_one_before(tiny_training, tmp_
     record = _run(tiny_training)
     assert record["steps"] == 12 and straight["steps"] == 12
     assert [row["step"] for row in record["validation"]] == [0, 3, 6, 9, 12]
-    for (k1, b1), (k2, b2) in zip(read_weights(str(tmp_path / "straight" / "vdsr.h5"))[0], read_weights(
-        os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"))[0]):
+    for (k1, b1), (k2, b2) in zip(
+        read_weights(str(tmp_path / "straight" / "vdsr.h5"))[0],
+        read_weights(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"))[0],
+    ):
         np.testing.assert_allclose(k1, k2, atol=1e-5)
         np.testing.assert_allclose(b1, b2, atol=1e-5)
 
@@ -140,7 +142,9 @@ def test_bad_settings_name_their_flag(tiny_training, tmp_path):
     assert isinstance(tiny_training, TrainConfig)
 
 
-@pytest.mark.parametrize("shape,dtype", [((4, 21, 21, 3), "float32"), ((4, 21, 21), "float32"), ((4, 21, 21, 1), "uint8")])
+@pytest.mark.parametrize(
+    "shape,dtype", [((4, 21, 21, 3), "float32"), ((4, 21, 21), "float32"), ((4, 21, 21, 1), "uint8")]
+)
 def test_an_unusable_patch_file_is_named_before_any_work(tiny_training, tmp_path, shape, dtype):
     path = str(tmp_path / "bad.h5")
     with h5py.File(path, "w") as file:

@@ -2,6 +2,7 @@
 
 vdsr                                                # evaluate: the paper's Table 3
 vdsr --input=photo.jpg --scale=2.5 --output=enlarged/   # enlarge your own images
+vdsr --serve                                        # the same on a web page, http://127.0.0.1:8080/
 vdsr --is_train=True                                # train (resumes if a state exists)
 vdsr --import_matconvnet=VDSR_Official.mat --checkpoint_dir=DIR   # the authors' weights
 vdsr --average_weights='runs/adam/weights/*.h5' --checkpoint_dir=DIR   # weight averaging
@@ -52,7 +53,7 @@ flags.DEFINE_list(
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
-_section("Enlarge your own images (--input)")
+_section("Enlarge your own images (--input, or --serve for a web page)")
 flags.DEFINE_string("input", None, "Image file, folder or glob to enlarge (instead of evaluating).")
 flags.DEFINE_float("scale", 2.0, "Enlargement factor for --input: any real number in (1, 8].")
 flags.DEFINE_string("output", "enlarged", "Folder for the enlarged images (<name>_x<scale>.<ext>).")
@@ -66,6 +67,16 @@ flags.DEFINE_integer(
     "quality", 95, "JPEG and WebP quality, 1-100, for --input (a lossless WebP input stays lossless WebP)."
 )
 flags.DEFINE_integer("tile", 512, "Tile side for inference on large images; bounds memory (~0.4 GB at 512).")
+flags.DEFINE_bool(
+    "serve",
+    False,
+    "Start a web page to enlarge images without flags (pip install 'vdsr-tf[web]'); --format, --quality and --tile "
+    "apply to it as to --input, and --scale is the one it offers first.",
+)
+flags.DEFINE_integer("port", 8080, "Port of the --serve page (0: any free one).")
+flags.DEFINE_string(
+    "host", "127.0.0.1", "Address the --serve page listens on; another than 127.0.0.1 opens it to other machines."
+)
 _section("Train (--is_train=True; resumes from <checkpoint_dir>/state when there is one)")
 flags.DEFINE_bool("is_train", False, "Train (True) or evaluate (False).")
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file from data/generate_dataset/generate_train.py.")
@@ -164,8 +175,8 @@ flags.DEFINE_enum(
     None,
     ["auto", "float32", "bfloat16"],
     "Arithmetic of the network. auto: bfloat16 where the CPU or GPU has bfloat16 units (amx_bf16, avx512_bf16, "
-    "GPU 8.0+), else float32. bfloat16: the middle 18 layers in bfloat16, first, last and the add in float32 "
-    "(2-5x faster on such machines). Default: float32 for evaluation (Table 3 exactly) and --export_saved_model, "
+    "GPU 8.0+), else float32. bfloat16: the middle 17 layers in bfloat16, the first two, the last and the add in "
+    "float32 (2-5x faster on such machines). Default: float32 for evaluation (Table 3 exactly) and --export_saved_model, "
     "auto for training and --input. --export_onnx always writes float32.",
 )
 flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
@@ -322,15 +333,19 @@ def _writable_folder(folder: str, flag: str) -> None:
         raise UsageError(f"{flag}: {folder} is not writable")
 
 
+def _check_tile_and_quality() -> None:
+    if FLAGS.tile < 16:
+        raise UsageError(f"--tile must be at least 16, got {FLAGS.tile}")
+    if not 1 <= FLAGS.quality <= 100:
+        raise UsageError(f"--quality must lie in [1, 100], got {FLAGS.quality}")
+
+
 def run_enlarge() -> int:
     from vdsr_tf.infer import Tally, check_scale, enlarge_files, expand_inputs, missing_folders, remove_empty_folders
     from vdsr_tf.model import conv_layers, make_predictor
 
     scale = check_scale(FLAGS.scale)
-    if FLAGS.tile < 16:
-        raise UsageError(f"--tile must be at least 16, got {FLAGS.tile}")
-    if not 1 <= FLAGS.quality <= 100:
-        raise UsageError(f"--quality must lie in [1, 100], got {FLAGS.quality}")
+    _check_tile_and_quality()
     paths = expand_inputs(FLAGS.input)
     tally, created = Tally(), missing_folders(FLAGS.output)
     try:
@@ -360,6 +375,42 @@ def run_enlarge() -> int:
         print(f"{tally.summary()}: " + "; ".join(error for _, error in tally.failed), file=sys.stderr)
         return 1
     print(tally.summary())
+    return 0
+
+
+def run_serve() -> int:
+    """The --serve page, with the model loaded once and the same enlarging settings as --input."""
+    import importlib.util
+
+    if importlib.util.find_spec("flask") is None:
+        raise UsageError("--serve needs Flask: pip install 'vdsr-tf[web]' (from a clone: pip install '.[web]')")
+    import numpy as np
+
+    from vdsr_tf.infer import check_scale
+    from vdsr_tf.model import conv_layers, make_predictor
+    from vdsr_tf.web import create_app, serve
+
+    _check_tile_and_quality()
+    if not 0 <= FLAGS.port <= 65535:
+        raise UsageError(f"--port must lie in [0, 65535], got {FLAGS.port}")
+    model, _ = _load_checkpoint(_precision("auto"))
+    predict = make_predictor(model)
+    predict(np.zeros((64, 64), np.float32))  # the one trace, done before the first photo rather than during it
+    app = create_app(
+        predict,
+        margin=len(conv_layers(model)),
+        tile=FLAGS.tile,
+        requested_format=FLAGS.format,
+        quality=FLAGS.quality,
+        scale=check_scale(FLAGS.scale),
+    )
+    try:
+        serve(app, host=FLAGS.host, port=FLAGS.port)
+    except OSError as error:
+        app.extensions["vdsr"].close()
+        raise UsageError(
+            f"--port: cannot listen on {FLAGS.host}:{FLAGS.port} ({error.strerror or error}); choose another port"
+        ) from None
     return 0
 
 
@@ -440,6 +491,7 @@ MODES = {
     "export_saved_model": run_export,
     "export_onnx": run_export_onnx,
     "input": run_enlarge,
+    "serve": run_serve,
 }
 
 
@@ -449,7 +501,7 @@ def _check_mode_flags() -> None:
     would enlarge x.png and train nothing)."""
     for name in MODES:
         value = FLAGS[name].value
-        if value is not None and not value:
+        if value is not None and not value and not isinstance(value, bool):
             raise UsageError(f"--{name}: give a value; it is empty")
     modes = [f"--{name}" for name in MODES if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
     if len(modes) > 1:
@@ -548,6 +600,7 @@ def main(argv):
 USAGE = """\
 usage: vdsr [FLAGS]                          evaluate the checkpoint: the paper's Table 3
        vdsr --input=photo.jpg --scale=2      enlarge your own images into enlarged/
+       vdsr --serve                          the same on a web page at http://127.0.0.1:8080/
        vdsr --is_train=True                  train (resumes from <checkpoint_dir>/state)
        vdsr --export_onnx=vdsr.onnx          write the network as ONNX
 (`python main.py FLAGS` is the same command.)"""

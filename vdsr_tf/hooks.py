@@ -61,7 +61,9 @@ class EpochLoss:
     def on_epoch_end(self, trainer):
         network, bicubic = trainer.epoch_sums.numpy()
         if bicubic > 0 and not has_row(trainer.record, "training_loss", trainer.step):
-            trainer.record["training_loss"].append({"step": trainer.step, "loss_over_bicubic": float(network / bicubic)})
+            trainer.record["training_loss"].append(
+                {"step": trainer.step, "loss_over_bicubic": float(network / bicubic)}
+            )
 
 
 class Validation:
@@ -190,7 +192,9 @@ class ProgressBar:
             self.bar = tqdm(
                 total=config.steps_per_epoch, initial=done, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step"
             )
-        self.bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['learning_rate']:g}", clipped=f"{logs['clipped']:.2f}")
+        self.bar.set_postfix(
+            loss=f"{logs['loss']:.4f}", lr=f"{logs['learning_rate']:g}", clipped=f"{logs['clipped']:.2f}"
+        )
         self.bar.update(1)
 
     def on_stop(self, trainer):
