@@ -428,11 +428,6 @@ def run_training() -> None:
     from vdsr_tf.evaluate import dataset_paths
     from vdsr_tf.train import TrainConfig, train
 
-    if not os.path.isfile(FLAGS.train_h5):
-        raise UsageError(
-            f"--train_h5: no file {FLAGS.train_h5}; make it with "
-            f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
-        )
     config = TrainConfig(
         train_h5=FLAGS.train_h5,
         checkpoint_dir=FLAGS.checkpoint_dir,
@@ -461,6 +456,11 @@ def run_training() -> None:
         init_weights=FLAGS.init_weights,
         precision=_precision("auto"),
     )
+    if not os.path.isfile(FLAGS.train_h5):
+        raise UsageError(
+            f"--train_h5: no file {FLAGS.train_h5}; make it with "
+            f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
+        )
     train(config)
 
 

@@ -61,8 +61,14 @@ class Enlarger(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.float32)])
     def serve(self, image, scale):
-        tf.debugging.assert_greater(scale, 1.0, message=f"scale must lie in (1, {MAX_SCALE:g}]")
-        tf.debugging.assert_less_equal(scale, MAX_SCALE, message=f"scale must lie in (1, {MAX_SCALE:g}]")
+        message = f"scale must lie in (1, {MAX_SCALE:g}]"
+        checks = [
+            tf.debugging.assert_greater(scale, 1.0, message=message),
+            tf.debugging.assert_less_equal(scale, MAX_SCALE, message=message),
+        ]
+        # The checks must run before the sizes are computed from the scale, or a NaN reaches tf.range first.
+        with tf.control_dependencies(checks):
+            scale = tf.identity(scale)
         shape = tf.shape(image)
         out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
         out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
