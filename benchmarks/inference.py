@@ -11,13 +11,13 @@ interleaved rounds and each round's ratio uses the matmul just before it; the
 median round is reported.
 """
 
-import statistics
 import time
+from functools import partial
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import describe_machine, matmul_gflops, write_results
+from peak import DTYPES, describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import build_vdsr
 
@@ -56,36 +56,21 @@ def main(argv):
     del argv
     print(describe_machine())
     image = tf.constant(np.random.default_rng(0).random((1, FLAGS.size, FLAGS.size, 1)), tf.float32)
-    dtypes = {"float32": tf.float32, "bfloat16": tf.bfloat16}
-    functions = {precision: variants(precision) for precision in dtypes}
+    functions = {precision: variants(precision) for precision in DTYPES}
     for by_name in functions.values():
         for function in by_name.values():
             function(image).numpy()
-    seconds, ratios, peaks = {}, {}, {precision: [] for precision in dtypes}
-    for _ in range(FLAGS.rounds):
-        for precision, dtype in dtypes.items():
-            peaks[precision].append(matmul_gflops(dtype))
-            for name, function in functions[precision].items():
-                elapsed = best_seconds(function, image)
-                seconds.setdefault((name, precision), []).append(elapsed)
-                gflops = FLAGS.size**2 * FLOP_PER_PIXEL / elapsed / 1e9
-                ratios.setdefault((name, precision), []).append(gflops / peaks[precision][-1])
-    for precision, values in peaks.items():
-        print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
+    timers = {
+        (name, precision): partial(best_seconds, function, image)
+        for precision, by_name in functions.items()
+        for name, function in by_name.items()
+    }
+    rows = interleaved_rounds(timers, flop=FLAGS.size**2 * FLOP_PER_PIXEL, rounds=FLAGS.rounds)
     print(f"| variant ({FLAGS.size}x{FLAGS.size}) | precision | seconds | MPix/s | GFLOP/s | ratio to its matmul |")
     print("| --- | --- | --- | --- | --- | --- |")
-    rows = []
-    for (name, precision), values in seconds.items():
-        elapsed = statistics.median(values)
-        row = {
-            "variant": name,
-            "precision": precision,
-            "seconds": elapsed,
-            "mpix_per_s": FLAGS.size**2 / elapsed / 1e6,
-            "gflops": FLAGS.size**2 * FLOP_PER_PIXEL / elapsed / 1e9,
-            "ratio_to_matmul": statistics.median(ratios[(name, precision)]),
-        }
-        rows.append(row)
+    for row in rows:
+        row["mpix_per_s"] = FLAGS.size**2 / row["seconds"] / 1e6
+        name, precision, elapsed = row["variant"], row["precision"], row["seconds"]
         print(
             f"| {name} | {precision} | {elapsed:.3f} | {row['mpix_per_s']:.3f} | {row['gflops']:.0f} | "
             f"{row['ratio_to_matmul']:.2f} |"

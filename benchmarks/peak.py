@@ -8,6 +8,7 @@ same run.
 
 import json
 import platform
+import statistics
 import time
 
 import tensorflow as tf
@@ -54,3 +55,41 @@ def write_results(path: str | None, rows: list[dict]) -> None:
     if path:
         with open(path, "w") as file:
             json.dump(rows, file, indent=1)
+
+
+DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
+
+def interleaved_rounds(timers: dict, *, flop: float, rounds: int) -> list[dict]:
+    """Times `timers` ({(variant, precision): () -> seconds}) in interleaved rounds against the matmul of each dtype.
+
+    The matmul rate drifts by several per cent within minutes, so each round
+    measures the matmul of a precision just before that precision's variants,
+    and each variant's ratio uses it. Returns one row per variant (median
+    seconds, GFLOP/s at `flop` per call, median ratio to the matmul), after
+    printing the matmul rate of every round.
+    """
+    seconds = {key: [] for key in timers}
+    ratios = {key: [] for key in timers}
+    peaks = {precision: [] for precision in DTYPES}
+    for _ in range(rounds):
+        for precision, dtype in DTYPES.items():
+            peaks[precision].append(matmul_gflops(dtype))
+            for key in [key for key in timers if key[1] == precision]:
+                seconds[key].append(timers[key]())
+                ratios[key].append(flop / seconds[key][-1] / 1e9 / peaks[precision][-1])
+    rows = []
+    for (name, precision), values in seconds.items():
+        elapsed = statistics.median(values)
+        rows.append(
+            {
+                "variant": name,
+                "precision": precision,
+                "seconds": elapsed,
+                "gflops": flop / elapsed / 1e9,
+                "ratio_to_matmul": statistics.median(ratios[(name, precision)]),
+            }
+        )
+    for precision, values in peaks.items():
+        print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
+    return rows

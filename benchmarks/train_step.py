@@ -14,14 +14,14 @@ ratio uses the matmul of the variant's dtype measured just before it, and the
 median round is reported.
 """
 
-import statistics
 import time
+from functools import partial
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import describe_machine, matmul_gflops, write_results
+from peak import describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import build_vdsr
 from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
@@ -86,32 +86,13 @@ def main(argv):
     steps = variants()
     for step in steps.values():
         step(inputs, labels, learning_rate)[0].numpy()
-    dtypes = {"float32": tf.float32, "bfloat16": tf.bfloat16}
-    seconds = {key: [] for key in steps}
-    ratios = {key: [] for key in steps}
-    peaks = {precision: [] for precision in dtypes}
-    for _ in range(FLAGS.rounds):
-        for precision, dtype in dtypes.items():
-            peaks[precision].append(matmul_gflops(dtype))
-            for key in [key for key in steps if key[1] == precision]:
-                seconds[key].append(best_seconds(steps[key], inputs, labels, learning_rate))
-                ratios[key].append(STEP_FLOP / seconds[key][-1] / 1e9 / peaks[precision][-1])
-    for precision, values in peaks.items():
-        print(f"matmul 2048x2048 {precision} per round: {', '.join(f'{v:.0f}' for v in values)} GFLOP/s")
+    timers = {key: partial(best_seconds, step, inputs, labels, learning_rate) for key, step in steps.items()}
+    rows = interleaved_rounds(timers, flop=STEP_FLOP, rounds=FLAGS.rounds)
     print("| step | precision | seconds per step | GFLOP/s | ratio to matmul of its dtype (median round) |")
     print("| --- | --- | --- | --- | --- |")
-    rows = []
-    for (name, precision), values in seconds.items():
-        elapsed = statistics.median(values)
-        row = {
-            "variant": name,
-            "precision": precision,
-            "seconds": elapsed,
-            "seconds_per_step": elapsed,
-            "gflops": STEP_FLOP / elapsed / 1e9,
-            "ratio_to_matmul": statistics.median(ratios[(name, precision)]),
-        }
-        rows.append(row)
+    for row in rows:
+        row["seconds_per_step"] = row["seconds"]
+        name, precision, elapsed = row["variant"], row["precision"], row["seconds"]
         print(f"| {name} | {precision} | {elapsed:.3f} | {row['gflops']:.0f} | {row['ratio_to_matmul']:.2f} |")
     write_results(FLAGS.results_json, rows)
 
