@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -81,8 +82,6 @@ def test_a_state_with_no_readable_checkpoint_is_refused_not_restarted(tiny_train
 def test_a_folder_with_earlier_weights_but_no_state_keeps_them_aside(tiny_training):
     _run(tiny_training, max_steps=3)
     before = open(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), "rb").read()
-    import shutil
-
     shutil.rmtree(os.path.join(tiny_training.checkpoint_dir, "state"))
     record = _run(tiny_training, max_steps=1)
     assert record["steps"] == 1

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 
+import h5py
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -170,8 +171,6 @@ class Checkpointing:
 
 
 def _saved_step(path: str) -> int | None:
-    import h5py
-
     try:
         with h5py.File(path, "r") as file:
             return int(file.attrs["step"]) if file.attrs.get("format") == WEIGHTS_FORMAT else None
