@@ -136,6 +136,29 @@ def _patches_of_path(arguments):
     return image_patches(read_image(path), settings)
 
 
+def _write_patches(file, pool, paths: list[str], counts: list[int], order: np.ndarray, settings: PatchSettings):
+    """Streams each image's patches to their shuffled positions `order` in `file`'s datasets."""
+    total, size = len(order), settings.patch_size
+    shape, chunk = (total, size, size, 1), (1, size, size, 1)
+    data = file.create_dataset("data", shape, dtype=np.float32, chunks=chunk)
+    label = file.create_dataset("label", shape, dtype=np.float32, chunks=chunk)
+    scales_out = np.zeros(total, dtype=np.uint8)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    results = pool.imap(_patches_of_path, ((path, settings) for path in paths))
+    for index, (inputs, labels, scales) in enumerate(tqdm(results, total=len(paths), desc="images", unit="img")):
+        if len(inputs) != counts[index]:
+            raise RuntimeError(f"{paths[index]}: expected {counts[index]} patches, got {len(inputs)}")
+        positions = order[offsets[index] : offsets[index + 1]]
+        for position, input_patch, label_patch in zip(positions, inputs, labels):
+            # One patch is one uncompressed chunk: writing its bytes directly
+            # is ~60x faster than h5py's fancy-index writes.
+            corner = (int(position), 0, 0, 0)
+            data.id.write_direct_chunk(corner, input_patch.tobytes())
+            label.id.write_direct_chunk(corner, label_patch.tobytes())
+        scales_out[positions] = scales
+    file.create_dataset("scale", data=scales_out)
+
+
 def generate_training_h5(
     image_paths: list[str], output: str, *, settings: PatchSettings, seed: int, workers: int = 2
 ) -> dict:
@@ -165,32 +188,9 @@ def generate_training_h5(
         total = int(sum(counts))
         if total == 0:
             raise ValueError(f"no training patches: {len(readable)} readable images, none large enough")
-        order = np.random.default_rng(seed).permutation(total)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
         with atomic_path(output, suffix=".h5") as temporary:
-            size = settings.patch_size
             with h5py.File(temporary, "w") as file:
-                shape, chunk = (total, size, size, 1), (1, size, size, 1)
-                data = file.create_dataset("data", shape, dtype=np.float32, chunks=chunk)
-                label = file.create_dataset("label", shape, dtype=np.float32, chunks=chunk)
-                scale = file.create_dataset("scale", (total,), dtype=np.uint8)
-                scales_out = np.zeros(total, dtype=np.uint8)
-                jobs = ((path, settings) for path in readable)
-                results = pool.imap(_patches_of_path, jobs)
-                for index, (inputs, labels, scales) in enumerate(
-                    tqdm(results, total=len(readable), desc="images", unit="img")
-                ):
-                    if len(inputs) != counts[index]:
-                        raise RuntimeError(f"{readable[index]}: expected {counts[index]} patches, got {len(inputs)}")
-                    positions = order[offsets[index] : offsets[index + 1]]
-                    for position, input_patch, label_patch in zip(positions, inputs, labels):
-                        # One patch is one uncompressed chunk: writing its bytes directly
-                        # is ~60x faster than h5py's fancy-index writes.
-                        corner = (int(position), 0, 0, 0)
-                        data.id.write_direct_chunk(corner, input_patch.tobytes())
-                        label.id.write_direct_chunk(corner, label_patch.tobytes())
-                    scales_out[positions] = scales
-                scale[...] = scales_out
+                _write_patches(file, pool, readable, counts, np.random.default_rng(seed).permutation(total), settings)
                 file.attrs["format"] = DATA_FORMAT
                 file.attrs["images"] = len(readable)
                 file.attrs["skipped_images"] = len(skipped)
