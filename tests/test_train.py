@@ -255,3 +255,10 @@ def test_adam_continues_from_sgd_weights_and_will_not_resume_an_sgd_state(tiny_t
         train(dataclasses.replace(adam, checkpoint_dir=tiny_training.checkpoint_dir))
     with pytest.raises(ValueError, match="--optimizer=sgd"):
         train(dataclasses.replace(adam, optimizer="sgd"))
+
+
+def test_resume_with_another_batch_size_is_refused_naming_the_flag(tiny_training):
+    train(dataclasses.replace(tiny_training, max_steps=3))
+    with pytest.raises(ValueError, match="--batch_size=4: .* batch_size 8"):
+        train(dataclasses.replace(tiny_training, batch_size=4, max_steps=3))
+    assert train(dataclasses.replace(tiny_training, max_steps=3))["steps"] == 6

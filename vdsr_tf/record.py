@@ -39,10 +39,14 @@ def read_record(path: str) -> dict | None:
     return record
 
 
-def recorded_optimizer(path: str) -> str:
-    """The optimizer of the run whose record this is (records before the option existed: SGD)."""
+RECIPE_DEFAULTS = {"optimizer": "sgd", "batch_size": 64}
+
+
+def recorded_recipe(path: str) -> dict:
+    """The optimizer and batch size of the run whose record this is (records before the options: SGD, 64)."""
     record = read_record(path) if os.path.isfile(path) else None
-    return (record or {}).get("config", {}).get("optimizer", "sgd")
+    config = (record or {}).get("config", {})
+    return {key: config.get(key, default) for key, default in RECIPE_DEFAULTS.items()}
 
 
 def load_record(paths: list[str], step: int, config: dict) -> dict:

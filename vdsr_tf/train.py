@@ -27,7 +27,7 @@ from vdsr_tf.distribute import default_strategy, distribute, is_chief
 from vdsr_tf.evaluate import prepare_test_images
 from vdsr_tf.model import build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
-from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_optimizer
+from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
 from vdsr_tf.state import remove_partial_saves, restore_newest, saved_states, set_aside, state_dir
 from vdsr_tf.step import CLIP_FORMS, OPTIMIZERS, learning_rate_at, make_optimizer, make_train_step, patch_loss
 
@@ -174,6 +174,16 @@ class Trainer:
                 method(self, *args)
 
 
+def _refuse_other_recipe(config, recipe: dict, checkpoint_dir: str) -> None:
+    """The optimizer's slots and the batch order belong to the saved state: a resume must keep both."""
+    for key, saved in recipe.items():
+        if getattr(config, key) != saved:
+            raise ValueError(
+                f"--{key}={getattr(config, key)}: {checkpoint_dir} holds the state of a run with {key} {saved}; "
+                f"start this run in a new --checkpoint_dir with --init_weights"
+            )
+
+
 def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
     """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside."""
     directory = state_dir(checkpoint_dir)
@@ -181,12 +191,7 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
     if config.restart:
         set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
     if os.path.isdir(directory) and saved_states(directory):
-        state_optimizer = recorded_optimizer(os.path.join(checkpoint_dir, RECORD_NAME))
-        if state_optimizer != config.optimizer:
-            raise ValueError(
-                f"--optimizer={config.optimizer}: {checkpoint_dir} holds the state of a {state_optimizer} run; "
-                f"start the {config.optimizer} run in a new --checkpoint_dir with --init_weights"
-            )
+        _refuse_other_recipe(config, recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME)), checkpoint_dir)
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
     if restored:
         logging.info("resumed from %s at step %d", restored, trainer.step)
