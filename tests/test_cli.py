@@ -225,3 +225,26 @@ def test_release_files_agree_on_the_version_and_cite_the_paper():
     licence = read("LICENSE")
     assert "Apache License\n                           Version 2.0, January 2004" in licence
     assert "END OF TERMS AND CONDITIONS" in licence and len(licence.splitlines()) == 202
+
+
+def test_a_saved_model_path_that_is_a_file_is_one_line_error(checkpoint_dir, tmp_path):
+    existing = tmp_path / "model.txt"
+    existing.write_text("mine")
+    result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={existing}")
+    assert result.returncode != 0
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"error: --export_saved_model: {existing} is a file; the SavedModel is a folder"
+    )
+    assert "Traceback" not in result.stderr and existing.read_text() == "mine"
+
+
+def test_an_operating_system_error_is_one_line_naming_the_path(checkpoint_dir, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    weights = checkpoint_dir / "vdsr.h5"
+    result = run_main(f"--average_weights={weights},{weights}", f"--checkpoint_dir={blocker / 'averaged'}")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(blocker) in last

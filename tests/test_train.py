@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT
 
+from vdsr_tf import hooks
 from vdsr_tf.evaluate import evaluate
 from vdsr_tf.model import build_vdsr, load_vdsr, read_weights
-from vdsr_tf.step import adjustable_clip, learning_rate_at, make_optimizer, make_train_step
+from vdsr_tf.step import clip_gradients, learning_rate_at, make_optimizer, make_train_step
 from vdsr_tf.train import train
 
 
@@ -27,7 +28,7 @@ def test_paper_schedule():
 
 def test_adjustable_clip_bounds_every_element():
     gradients = [tf.constant([[-3.0, 0.5], [0.01, 2.0]]), tf.constant([-0.2, 0.05])]
-    clipped, fraction = adjustable_clip(gradients, 0.1)
+    clipped, fraction = clip_gradients("value", gradients, 0.1)
     np.testing.assert_allclose(clipped[0].numpy(), [[-0.1, 0.1], [0.01, 0.1]])
     np.testing.assert_allclose(clipped[1].numpy(), [-0.1, 0.05])
     assert float(fraction) == pytest.approx(4 / 6)
@@ -262,3 +263,18 @@ def test_resume_with_another_batch_size_is_refused_naming_the_flag(tiny_training
     with pytest.raises(ValueError, match="--batch_size=4: .* batch_size 8"):
         train(dataclasses.replace(tiny_training, batch_size=4, max_steps=3))
     assert train(dataclasses.replace(tiny_training, max_steps=3))["steps"] == 6
+
+
+def test_ctrl_c_during_the_first_validation_still_saves(tiny_training, monkeypatch, capsys):
+    train(dataclasses.replace(tiny_training, max_steps=3))
+
+    def interrupted(self, trainer):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hooks.Validation, "on_start", interrupted)
+    try:
+        record = train(dataclasses.replace(tiny_training, max_steps=3))
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C in a hook's on_start escaped the Trainer without a save")
+    assert record["steps"] == 3
+    assert capsys.readouterr().out.splitlines()[-1] == f"saved step 3 to {tiny_training.checkpoint_dir}"

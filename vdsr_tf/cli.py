@@ -418,6 +418,8 @@ def run_export() -> None:
     from vdsr_tf.export import export_saved_model
 
     model, _ = _load_checkpoint(_precision("float32"))
+    if os.path.isfile(FLAGS.export_saved_model):
+        raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is a file; the SavedModel is a folder")
     if os.path.exists(FLAGS.export_saved_model) and os.listdir(FLAGS.export_saved_model) and not FLAGS.overwrite:
         raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is not empty (use --overwrite)")
     export_saved_model(model, FLAGS.export_saved_model)
@@ -593,8 +595,11 @@ def main(argv):
             run_training()
         else:
             run_evaluation()
-    except (ValueError, FloatingPointError) as error:
+    except (ValueError, FloatingPointError, OSError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
 
 
 USAGE = """\

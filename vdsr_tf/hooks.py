@@ -3,7 +3,7 @@
 A hook may define `on_start(trainer)`, `on_step(trainer, logs)`,
 `on_epoch_end(trainer)` and `on_stop(trainer)`; the Trainer calls them in list
 order. `logs` holds the step's `loss`, `bicubic_loss`, `learning_rate` and
-`clipped`. Adding a behaviour means adding a hook here and to `default_hooks`.
+`clipped`. Adding a behaviour means adding a hook here and to the list `vdsr_tf.train.train` builds.
 """
 
 import os

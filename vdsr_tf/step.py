@@ -69,11 +69,6 @@ def clip_gradients(form: str, gradients: list, bound) -> tuple[list, tf.Tensor]:
     raise ValueError(f"--clip must be one of {', '.join(CLIP_FORMS)}, got {form}")
 
 
-def adjustable_clip(gradients: list, bound) -> tuple[list, tf.Tensor]:
-    """The paper's literal reading: every element clipped to [-bound, bound]."""
-    return clip_gradients("value", gradients, bound)
-
-
 def make_optimizer(name: str, *, learning_rate: float, momentum: float) -> keras.optimizers.Optimizer:
     """SGD with momentum (the paper) or Adam (Keras defaults otherwise)."""
     if name == "sgd":

@@ -130,8 +130,8 @@ class Trainer:
         self.first_step, self.wall_at_start, self.started = self.step, record["wall_seconds"], time.time()
         config = self.config
         self.end = config.total_steps if not config.max_steps else min(config.total_steps, self.step + config.max_steps)
-        self._call("on_start")
         try:
+            self._call("on_start")
             while self.step < self.end and not self.stop_requested:
                 logs = self.run_step()
                 self.step_variable.assign_add(1)
