@@ -60,14 +60,18 @@ def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.n
     inference would show it, zero padding at the image border included: the
     result equals whole-image inference up to float rounding.
     """
-    height = image.shape[0]
     out = np.empty(image.shape, np.float32)
-    for top in range(0, height, tile):
-        bottom = min(top + tile, height)
-        context_top = max(top - margin, 0)
-        band = image[context_top : min(bottom + margin, height)]
+    for top, bottom, context_top, context_bottom in _bands(image.shape[0], tile=tile, margin=margin):
+        band = image[context_top:context_bottom]
         out[top:bottom] = _predict_band(predict, band, top - context_top, bottom - top, tile=tile, margin=margin)
     return out
+
+
+def _bands(height: int, *, tile: int, margin: int):
+    """(top, bottom, context_top, context_bottom) of each band of `tile` rows, with `margin` rows of context."""
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
+        yield top, bottom, max(top - margin, 0), min(bottom + margin, height)
 
 
 def _resize_rows(values: np.ndarray, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -140,10 +144,8 @@ def enlarge(
         return _to_planes(pixels[first:last])
 
     with tqdm(total=tiles, desc=progress, unit="tile", leave=False, disable=progress is None or tiles < 2) as bar:
-        for top in range(0, out_shape[0], tile):
-            bottom = min(top + tile, out_shape[0])
-            context_top = max(top - margin, 0)
-            planes = resize(read_rows, context_top, min(bottom + margin, out_shape[0]))
+        for top, bottom, context_top, context_bottom in _bands(out_shape[0], tile=tile, margin=margin):
+            planes = resize(read_rows, context_top, context_bottom)
             luminance = planes[:, :, 0].astype(np.float32)
             planes = planes[top - context_top : bottom - context_top]
             planes[:, :, 0] = _predict_band(
