@@ -28,6 +28,8 @@ import tempfile
 import threading
 import time
 
+from vdsr_tf.atomic import write_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "data", "datasets", "test", "Set5", "butterfly.png")
 CHROMIUM_FLAGS = (
@@ -337,8 +339,7 @@ def main() -> int:
     }
     print(json.dumps(results, indent=1))
     if arguments.results_json:
-        with open(arguments.results_json, "w") as file:
-            json.dump(results, file, indent=1)
+        write_json(arguments.results_json, results)
     shutil.rmtree(work, ignore_errors=True)
     ok = seen["state"] == "done" and results["download_equals_command_line"] and not seen["page_errors"]
     return 0 if ok else 1

@@ -12,13 +12,13 @@ and the epoch loss over bicubic's from the training record. Validation PSNR
 choice of the default rests on the training-data figures.
 """
 
-import json
 import os
 
 import keras
 import numpy as np
 from absl import app, flags
 
+from vdsr_tf.atomic import write_json
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.evaluate import dataset_paths
 from vdsr_tf.model import conv_layers, load_vdsr
@@ -79,8 +79,7 @@ def main(argv):
     validation_paths = dataset_paths(default_data_dir(), "Set5")
     results = [run_variant(name, validation_paths) for name in FLAGS.variants]
     os.makedirs(FLAGS.out, exist_ok=True)
-    with open(os.path.join(FLAGS.out, "results.json"), "w") as file:
-        json.dump(results, file, indent=1)
+    write_json(os.path.join(FLAGS.out, "results.json"), results)
     print(
         "| variant | loss/bicubic, epochs to 100, 200, 300 | dead channels, layers 10-19 (mean) | max in any layer |"
         " residual std / target's | Set5 x2 at the end (step 0) |"

@@ -11,13 +11,12 @@ interleaved rounds and each round's ratio uses the matmul just before it; the
 median round is reported.
 """
 
-import time
 from functools import partial
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import DTYPES, describe_machine, interleaved_rounds, write_results
+from peak import DTYPES, best_seconds, describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import build_vdsr
 
@@ -43,13 +42,8 @@ def variants(precision: str) -> dict:
     return {"one trace, any shape": any_shape, "XLA per shape": xla}
 
 
-def best_seconds(function, image) -> float:
-    best = float("inf")
-    for _ in range(FLAGS.repeats):
-        started = time.perf_counter()
-        function(image).numpy()
-        best = min(best, time.perf_counter() - started)
-    return best
+def run_once(function, image) -> None:
+    function(image).numpy()
 
 
 def main(argv):
@@ -61,7 +55,7 @@ def main(argv):
         for function in by_name.values():
             function(image).numpy()
     timers = {
-        (name, precision): partial(best_seconds, function, image)
+        (name, precision): partial(best_seconds, partial(run_once, function, image), FLAGS.repeats)
         for precision, by_name in functions.items()
         for name, function in by_name.items()
     }

@@ -6,13 +6,13 @@ their figures as ratios to this number, in the same dtype, measured in the
 same run.
 """
 
-import json
 import platform
 import statistics
 import time
 
 import tensorflow as tf
 
+from vdsr_tf.atomic import write_json
 from vdsr_tf.precision import CPU_BF16_FLAGS, cpu_flags
 
 SIZE = 2048
@@ -53,8 +53,17 @@ def describe_machine() -> str:
 
 def write_results(path: str | None, rows: list[dict]) -> None:
     if path:
-        with open(path, "w") as file:
-            json.dump(rows, file, indent=1)
+        write_json(path, rows)
+
+
+def best_seconds(call, times: int) -> float:
+    """The fastest of `times` calls of `call`, which must block until its work is done."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}

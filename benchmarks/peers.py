@@ -37,14 +37,13 @@ import functools
 import importlib
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import describe_machine, matmul_gflops, write_results
+from peak import best_seconds, describe_machine, matmul_gflops, write_results
 
 from vdsr_tf.model import build_vdsr, conv_layers, read_weights, set_conv_weights
 from vdsr_tf.step import make_train_step
@@ -294,15 +293,6 @@ def first_differences(variants: list[Variant]) -> dict[str, dict]:
                 "agrees": loss <= tolerance and weights_ok,
             }
     return checks
-
-
-def best_seconds(call: Callable, times: int) -> float:
-    best = float("inf")
-    for _ in range(times):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def measure(variants: list[Variant]) -> tuple[dict, dict]:

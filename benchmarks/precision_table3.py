@@ -7,10 +7,9 @@ once per precision; the table gives both PSNR / SSIM, their differences and
 the seconds per image of each. `--results_json` keeps the rows.
 """
 
-import json
-
 from absl import app, flags
 
+from vdsr_tf.atomic import write_json
 from vdsr_tf.evaluate import dataset_paths, evaluate_images, prepare_test_images
 from vdsr_tf.model import load_vdsr, make_predictor
 from vdsr_tf.paths import default_data_dir
@@ -48,8 +47,7 @@ def main(argv):
                 flush=True,
             )
     if FLAGS.results_json:
-        with open(FLAGS.results_json, "w") as file:
-            json.dump(rows, file, indent=1)
+        write_json(FLAGS.results_json, rows)
 
 
 if __name__ == "__main__":

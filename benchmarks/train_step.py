@@ -14,14 +14,13 @@ ratio uses the matmul of the variant's dtype measured just before it, and the
 median round is reported.
 """
 
-import time
 from functools import partial
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import describe_machine, interleaved_rounds, write_results
+from peak import best_seconds, describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import build_vdsr
 from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
@@ -67,13 +66,8 @@ def variants() -> dict:
     return steps
 
 
-def best_seconds(step, inputs, labels, learning_rate) -> float:
-    best = float("inf")
-    for _ in range(FLAGS.steps):
-        started = time.perf_counter()
-        step(inputs, labels, learning_rate)[0].numpy()
-        best = min(best, time.perf_counter() - started)
-    return best
+def run_once(step, inputs, labels, learning_rate) -> None:
+    step(inputs, labels, learning_rate)[0].numpy()
 
 
 def main(argv):
@@ -86,7 +80,10 @@ def main(argv):
     steps = variants()
     for step in steps.values():
         step(inputs, labels, learning_rate)[0].numpy()
-    timers = {key: partial(best_seconds, step, inputs, labels, learning_rate) for key, step in steps.items()}
+    timers = {
+        key: partial(best_seconds, partial(run_once, step, inputs, labels, learning_rate), FLAGS.steps)
+        for key, step in steps.items()
+    }
     rows = interleaved_rounds(timers, flop=STEP_FLOP, rounds=FLAGS.rounds)
     print("| step | precision | seconds per step | GFLOP/s | ratio to matmul of its dtype (median round) |")
     print("| --- | --- | --- | --- | --- |")
