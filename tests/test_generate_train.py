@@ -53,3 +53,12 @@ def test_bad_setting(tiny_data_dir, tmp_path):
         f"--data_dir={tiny_data_dir}", "--train_sets=T91", "--rotations=45", f"--output={tmp_path / 'x.h5'}"
     )
     assert result.returncode != 0 and "rotations must be multiples of 90" in result.stderr.strip().splitlines()[-1]
+
+
+def test_an_output_in_a_folder_that_cannot_exist_is_one_line_error(tiny_data_dir, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    result = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", f"--output={blocker / 'train.h5'}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(blocker) in last

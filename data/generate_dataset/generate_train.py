@@ -59,8 +59,11 @@ def main(argv):
     started = time.time()
     try:
         summary = generate_training_h5(paths, FLAGS.output, settings=settings, seed=FLAGS.seed, workers=FLAGS.workers)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         sys.exit(f"error: {error}")
+    except KeyboardInterrupt:
+        sys.stderr.write(f"interrupted; {FLAGS.output} was not written\n")
+        sys.exit(130)
     logging.info(
         "wrote %d patches from %d images to %s in %.1f s (%d unreadable skipped)",
         summary["patches"],
