@@ -39,14 +39,20 @@ def read_record(path: str) -> dict | None:
     return record
 
 
-RECIPE_DEFAULTS = {"optimizer": "sgd", "batch_size": 64}
-
-
 def recorded_recipe(path: str) -> dict:
-    """The optimizer and batch size of the run whose record this is (records before the options: SGD, 64)."""
+    """The optimizer and batch size of the run whose record this is, as far as the record says.
+
+    A missing or damaged record says nothing; one written before `--optimizer`
+    existed was SGD, and one without a batch size says nothing of it.
+    """
     record = read_record(path) if os.path.isfile(path) else None
-    config = (record or {}).get("config", {})
-    return {key: config.get(key, default) for key, default in RECIPE_DEFAULTS.items()}
+    config = (record or {}).get("config")
+    if not config:
+        return {}
+    recipe = {"optimizer": config.get("optimizer", "sgd")}
+    if "batch_size" in config:
+        recipe["batch_size"] = config["batch_size"]
+    return recipe
 
 
 def load_record(paths: list[str], step: int, config: dict) -> dict:
