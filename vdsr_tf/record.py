@@ -42,13 +42,11 @@ def read_record(path: str) -> dict | None:
 def recorded_recipe(path: str) -> dict:
     """The optimizer and batch size of the run whose record this is, as far as the record says.
 
-    A missing or damaged record says nothing; one written before `--optimizer`
-    existed was SGD, and one without a batch size says nothing of it.
+    Without a record (or with one from before `--optimizer` existed) the run was
+    SGD; without a batch size in it, nothing is known of the batch.
     """
     record = read_record(path) if os.path.isfile(path) else None
-    config = (record or {}).get("config")
-    if not config:
-        return {}
+    config = (record or {}).get("config", {})
     recipe = {"optimizer": config.get("optimizer", "sgd")}
     if "batch_size" in config:
         recipe["batch_size"] = config["batch_size"]
