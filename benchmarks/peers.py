@@ -43,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import best_seconds, describe_machine, matmul_gflops, write_results
+from peak import DTYPES, best_seconds, describe_machine, matmul_gflops, write_results
 
 from vdsr_tf.model import build_vdsr, conv_layers, read_weights, set_conv_weights
 from vdsr_tf.step import make_train_step
@@ -60,7 +60,6 @@ FLAGS = flags.FLAGS
 INFERENCE, TRAINING = "inference", "train step"
 BATCH, PATCH = 64, 41
 LEARNING_RATE, THETA, WEIGHT_DECAY, MOMENTUM = 0.1, 1e-3, 1e-4, 0.9
-MATMUL_DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
 # bfloat16 keeps 8 significant bits. The seeded network's residual has a standard deviation of
 # 0.19 on a uniform random image; the mixed model's output is off by 0.009 RMS and 0.037 at most
 # (128x128), and all-bfloat16 autocast by more. A wrong weight layout is off by more than 0.5.
@@ -111,7 +110,7 @@ def keras_model(weights: list, residual: bool, precision: str) -> keras.Model:
 def tensorflow_inference(weights: list, residual: bool, image: np.ndarray) -> list[Variant]:
     variants = []
     tensor = tf.constant(image[None, :, :, None])
-    for precision in MATMUL_DTYPES:
+    for precision in DTYPES:
         model = keras_model(weights, residual, precision)
         any_shape = tf.function(
             lambda x, model=model: model(x, training=False),
@@ -126,7 +125,7 @@ def tensorflow_inference(weights: list, residual: bool, image: np.ndarray) -> li
 def tensorflow_training(weights: list, residual: bool, inputs: np.ndarray, labels: np.ndarray) -> list[Variant]:
     variants = []
     batch = (tf.constant(inputs), tf.constant(labels), tf.constant(LEARNING_RATE))
-    for precision in MATMUL_DTYPES:
+    for precision in DTYPES:
         model = keras_model(weights, residual, precision)
         optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
         optimizer.build(model.trainable_variables)
@@ -298,9 +297,9 @@ def first_differences(variants: list[Variant]) -> dict[str, dict]:
 def measure(variants: list[Variant]) -> tuple[dict, dict]:
     """Seconds of every variant and GFLOP/s of the matmul of each dtype, per round."""
     seconds = {variant.name: [] for variant in variants}
-    peaks = {precision: [] for precision in MATMUL_DTYPES}
+    peaks = {precision: [] for precision in DTYPES}
     for _ in range(FLAGS.rounds):
-        for precision, dtype in MATMUL_DTYPES.items():
+        for precision, dtype in DTYPES.items():
             peaks[precision].append(matmul_gflops(dtype))
         for variant in variants:
             times = FLAGS.repeats if variant.task == INFERENCE else FLAGS.steps
