@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from vdsr_tf.color import rgb_to_y
-from vdsr_tf.images import bicubic_degrade, list_images, modcrop, read_image
+from vdsr_tf.images import bicubic_degrade, list_images, modcrop, read_image, write_picture
 from vdsr_tf.metrics import psnr_y, ssim_y, to_uint8_range
 from vdsr_tf.model import make_predictor
 
@@ -54,10 +53,8 @@ def evaluate_images(
         seconds.append(time.perf_counter() - started)
         rows.append(score(image, image.interpolated, scale) + score(image, output, scale))
         if save_dir is not None:
-            os.makedirs(save_dir, exist_ok=True)
-            Image.fromarray(to_uint8_range(output).astype(np.uint8)).save(
-                os.path.join(save_dir, f"{image.name}_x{scale}.png")
-            )
+            pixels = to_uint8_range(output).astype(np.uint8)
+            write_picture(pixels, os.path.join(save_dir, f"{image.name}_x{scale}.png"), "PNG")
     psnr_bicubic, ssim_bicubic, psnr, ssim = np.mean(rows, axis=0)
     return {
         "images": len(images),

@@ -167,7 +167,9 @@ class Checkpointing:
             save_weights(trainer.model, path, residual=config.residual, metadata=metadata)
         save_record(trainer.record, os.path.join(trainer.checkpoint_dir, RECORD_NAME))
         if trainer.record["validation"]:
-            plot_validation_curve(trainer.record["validation"], os.path.join(trainer.checkpoint_dir, CURVE_NAME))
+            dataset = os.path.basename(os.path.dirname(config.validation_paths[0]))
+            curve = os.path.join(trainer.checkpoint_dir, CURVE_NAME)
+            plot_validation_curve(trainer.record["validation"], curve, dataset=dataset)
 
 
 def _saved_step(path: str) -> int | None:

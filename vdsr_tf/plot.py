@@ -2,13 +2,15 @@
 
 from PIL import Image, ImageDraw
 
+from vdsr_tf.atomic import atomic_path
+
 _COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 _SIZE = (640, 400)
 _MARGIN = (60, 20, 20, 40)  # left, top, right, bottom
 
 
-def plot_validation_curve(rows: list[dict], path: str) -> None:
-    """Draws psnr_x* against step for `rows` like {"step": 125, "psnr_x2": 36.1, ...}.
+def plot_validation_curve(rows: list[dict], path: str, *, dataset: str) -> None:
+    """Draws psnr_x* against step for `rows` like {"step": 125, "psnr_x2": 36.1, ...} on `dataset`.
 
     The vertical range fits the trained steps: the untrained network at step 0
     (~10 dB) would otherwise squash the curve into a flat line at the top.
@@ -42,5 +44,6 @@ def plot_validation_curve(rows: list[dict], path: str) -> None:
             draw.line(points, fill=colour, width=2)
         for x, y in points:
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-        draw.text((left + 60 + 90 * index, top + height + 8), f"Set5 {key[5:]}", fill=colour)
-    image.save(path)
+        draw.text((left + 60 + 90 * index, top + height + 8), f"{dataset} {key[5:]}", fill=colour)
+    with atomic_path(path, suffix=".png") as temporary:
+        image.save(temporary, format="PNG")

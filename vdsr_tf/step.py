@@ -32,6 +32,12 @@ OPTIMIZERS = ("sgd", "adam")
 CLIP_FORMS = ("value", "norm", "global_norm")
 
 
+def require_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raises ValueError naming `--flag` and its choices when `value` is not one of them."""
+    if value not in choices:
+        raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value}")
+
+
 def learning_rate_at(step: int, *, base_lr: float, decay_steps: int, decay_factor: float) -> float:
     """Step-wise schedule: base_lr * decay_factor ** (step // decay_steps)."""
     return base_lr * decay_factor ** (step // decay_steps)
@@ -55,6 +61,7 @@ def clip_gradients(form: str, gradients: list, bound) -> tuple[list, tf.Tensor]:
     Raises:
       ValueError: naming --clip, for an unknown form.
     """
+    require_choice("clip", form, CLIP_FORMS)
     if form == "value":
         clipped = [tf.clip_by_value(gradient, -bound, bound) for gradient in gradients]
         hit = tf.add_n([tf.reduce_sum(tf.cast(tf.abs(g) > bound, tf.float32)) for g in gradients])
@@ -63,19 +70,16 @@ def clip_gradients(form: str, gradients: list, bound) -> tuple[list, tf.Tensor]:
         clipped = [tf.clip_by_norm(gradient, bound) for gradient in gradients]
         hit = tf.add_n([tf.cast(tf.norm(g) > bound, tf.float32) for g in gradients])
         return clipped, hit / len(gradients)
-    if form == "global_norm":
-        clipped, norm = tf.clip_by_global_norm(gradients, bound)
-        return clipped, tf.cast(norm > bound, tf.float32)
-    raise ValueError(f"--clip must be one of {', '.join(CLIP_FORMS)}, got {form}")
+    clipped, norm = tf.clip_by_global_norm(gradients, bound)
+    return clipped, tf.cast(norm > bound, tf.float32)
 
 
 def make_optimizer(name: str, *, learning_rate: float, momentum: float) -> keras.optimizers.Optimizer:
     """SGD with momentum (the paper) or Adam (Keras defaults otherwise)."""
+    require_choice("optimizer", name, OPTIMIZERS)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate)
-    raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {name}")
+    return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
 def make_train_step(
@@ -101,8 +105,7 @@ def make_train_step(
     precision: bfloat16 has float32's exponent range, so unlike float16 it
     needs no loss scaling.
     """
-    if clip not in CLIP_FORMS:
-        raise ValueError(f"--clip must be one of {', '.join(CLIP_FORMS)}, got {clip}")
+    require_choice("clip", clip, CLIP_FORMS)
     variables = model.trainable_variables
     layers = conv_layers(model)
     kernels, biases = [layer.kernel for layer in layers], [layer.bias for layer in layers]

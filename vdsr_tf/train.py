@@ -29,7 +29,15 @@ from vdsr_tf.model import build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
 from vdsr_tf.state import remove_partial_saves, restore_newest, saved_states, set_aside, state_dir
-from vdsr_tf.step import CLIP_FORMS, OPTIMIZERS, learning_rate_at, make_optimizer, make_train_step, patch_loss
+from vdsr_tf.step import (
+    CLIP_FORMS,
+    OPTIMIZERS,
+    learning_rate_at,
+    make_optimizer,
+    make_train_step,
+    patch_loss,
+    require_choice,
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +85,8 @@ class TrainConfig:
             raise ValueError(f"--momentum must lie in [0, 1), got {self.momentum}")
         if self.weight_decay < 0:
             raise ValueError(f"--weight_decay must not be negative, got {self.weight_decay}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer}")
-        if self.clip not in CLIP_FORMS:
-            raise ValueError(f"--clip must be one of {', '.join(CLIP_FORMS)}, got {self.clip}")
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
+        require_choice("clip", self.clip, CLIP_FORMS)
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"--precision must be float32 or bfloat16 here, got {self.precision}")
         if os.path.exists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
