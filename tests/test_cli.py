@@ -248,3 +248,19 @@ def test_an_operating_system_error_is_one_line_naming_the_path(checkpoint_dir, t
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and str(blocker) in last
+
+
+def test_a_tensorflow_error_is_one_line_not_a_traceback():
+    script = (
+        "import sys, tensorflow as tf\n"
+        "from vdsr_tf import cli\n"
+        "def run_out_of_memory():\n"
+        "    raise tf.errors.ResourceExhaustedError(None, None, 'OOM when allocating tensor\\n[[node conv]]')\n"
+        "cli.run_evaluation = run_out_of_memory\n"
+        "sys.argv = ['vdsr']\n"
+        "cli.run()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "error: TensorFlow: OOM when allocating tensor"

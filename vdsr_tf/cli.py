@@ -600,6 +600,12 @@ def main(argv):
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except Exception as error:
+        tensorflow = sys.modules.get("tensorflow")
+        if tensorflow is None or not isinstance(error, tensorflow.errors.OpError):
+            raise
+        lines = error.message.strip().splitlines() or [type(error).__name__]
+        sys.exit(f"error: TensorFlow: {lines[0]}")
 
 
 USAGE = """\
