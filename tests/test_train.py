@@ -278,3 +278,17 @@ def test_ctrl_c_during_the_first_validation_still_saves(tiny_training, monkeypat
         pytest.fail("Ctrl-C in a hook's on_start escaped the Trainer without a save")
     assert record["steps"] == 3
     assert capsys.readouterr().out.splitlines()[-1] == f"saved step 3 to {tiny_training.checkpoint_dir}"
+
+
+def test_weights_at_or_past_the_schedule_end_are_refused_before_any_file_moves(tiny_training, tmp_path):
+    train(dataclasses.replace(tiny_training, max_steps=6))
+    exported = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    target = tmp_path / "next"
+    target.mkdir()
+    (target / "vdsr.h5").write_bytes(b"earlier weights")
+    # 2 epochs of 3 steps end at step 6, where the weights already are: a run that would do nothing.
+    ended = dataclasses.replace(tiny_training, checkpoint_dir=str(target), init_weights=exported, epochs=2)
+    with pytest.raises(ValueError, match=r"--epochs=2 ends at step 6.*at step 6: nothing to train"):
+        train(ended)
+    assert sorted(os.listdir(target)) == ["vdsr.h5"]
+    assert train(dataclasses.replace(ended, epochs=3))["steps"] == 9

@@ -201,15 +201,28 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
     if restored:
         logging.info("resumed from %s at step %d", restored, trainer.step)
+        if trainer.step >= config.total_steps:
+            logging.warning(
+                "step %d is at or past the end of --epochs=%d (step %d): nothing to train; raise --epochs to go on",
+                trainer.step,
+                config.epochs,
+                config.total_steps,
+            )
         return
     if not config.init_weights:
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
         return
     weights, attributes = read_weights(config.init_weights)
+    start = int(attributes.get("step", 0))
+    if start >= config.total_steps:
+        raise ValueError(
+            f"--epochs={config.epochs} ends at step {config.total_steps}, but --init_weights={config.init_weights} "
+            f"is at step {start}: nothing to train; raise --epochs past {start // config.steps_per_epoch}"
+        )
     set_conv_weights(trainer.model, weights, source=config.init_weights)
     if os.path.abspath(os.path.dirname(config.init_weights)) != os.path.abspath(checkpoint_dir):
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
-    trainer.step_variable.assign(int(attributes.get("step", 0)))
+    trainer.step_variable.assign(start)
     logging.info("started from %s at step %d (optimizer state reset)", config.init_weights, trainer.step)
 
 
