@@ -124,7 +124,7 @@ def average_weights(paths: list[str]) -> tuple[list[tuple[np.ndarray, np.ndarray
 
     Stochastic weight averaging (Izmailov et al. 2018): the weights a run saves
     at a constant learning rate scatter around a valley; their mean lies nearer
-    its floor than any of them (measured on our Adam run, README "Beyond the
+    its floor than any of them (measured on our Adam run, docs/training.md, "Beyond the
     paper's schedule"). Returns the mean and the attributes of each file.
 
     Raises:

@@ -1,6 +1,6 @@
 """Writes the VDSR training patches (the authors' generate_train.m) to an HDF5 file.
 
-python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=train.h5
+python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=data/train.h5
 """
 
 import os
@@ -19,7 +19,7 @@ flags.DEFINE_string(
     "Folder holding train/T91 and train/BSD200 (default: ../shared/datasets if present, else data/datasets).",
 )
 flags.DEFINE_list("train_sets", ["T91", "BSD200"], "Subfolders of <data_dir>/train to read (the paper's 291 images).")
-flags.DEFINE_string("output", "train.h5", "HDF5 file to write.")
+flags.DEFINE_string("output", "data/train.h5", "HDF5 file to write (the default is where training looks, --train_h5).")
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to generate patches for.")
 flags.DEFINE_list("rotations", ["0", "90"], "Rotations in degrees, multiples of 90.")
 flags.DEFINE_list("flips", ["none", "lr"], "Flips: none, lr (left-right), ud (up-down).")
