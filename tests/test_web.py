@@ -113,8 +113,8 @@ def test_downloads_equal_the_command_lines_files_byte_for_byte(client, checkpoin
 def test_answer_describes_the_result_and_its_previews(client, tmp_path):
     camera_jpeg(tmp_path / "camera.jpg")
     answer = post(client, (tmp_path / "camera.jpg").read_bytes(), "DSC 0001.JPG").json
-    # Orientation 6: the 32x24 file is a 24x32 (w x h) upright photo; x2 -> 48x64.
-    assert answer["input"] == {"width": 32, "height": 24, "format": "JPEG"}
+    # Orientation 6: the 32x24 file is a 24x32 (w x h) upright photo, as the page shows it; x2 -> 48x64.
+    assert answer["input"] == {"width": 24, "height": 32, "format": "JPEG"}
     assert answer["output"] == {"width": 48, "height": 64}
     assert (answer["name"], answer["format"], answer["scale"], answer["notes"]) == ("DSC 0001_x2.jpg", "JPEG", 2, [])
     for kind in ("vdsr", "bicubic"):
@@ -208,6 +208,13 @@ def test_output_too_large(make_app):
     assert answer.json["error"] == (
         "photo.png at x2 would be 64x48, 0.0 megapixels; the limit is 0.003071 (at most x1.99 for this photo)"
     )
+
+
+def test_output_too_large_gives_the_size_of_the_photo_as_shown(make_app, tmp_path):
+    camera_jpeg(tmp_path / "camera.jpg")  # stored 32x24, turned upright to 24x32 by its EXIF orientation
+    client = make_app(limits=Limits(output_pixels=48 * 64 - 1)).test_client()
+    answer = post(client, (tmp_path / "camera.jpg").read_bytes(), "camera.jpg")
+    assert answer.status_code == 422 and answer.json["error"].startswith("camera.jpg at x2 would be 48x64,")
 
 
 def test_results_can_be_removed_and_old_ones_go(make_app):
@@ -339,3 +346,27 @@ def test_real_server_answers_on_a_free_port_and_refuses_a_taken_one(make_app):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_server_that_cannot_listen_names_the_flag_at_fault():
+    import errno
+    import socket
+
+    from vdsr_tf.cli import listen_error
+
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert listen_error(unknown, "nosuchhost", 8080).startswith("--host: cannot listen on nosuchhost (")
+    foreign = OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+    assert listen_error(foreign, "192.0.2.1", 8080).startswith("--host: cannot listen on 192.0.2.1 (")
+    taken = OSError(errno.EADDRINUSE, "Address already in use")
+    assert listen_error(taken, "127.0.0.1", 8080) == (
+        "--port: cannot listen on 127.0.0.1:8080 (Address already in use); choose another port"
+    )
+
+
+def test_serve_checks_the_scale_before_loading_the_model(tmp_path):
+    result = run_main("--serve", "--scale=9", f"--checkpoint_dir={tmp_path / 'none'}")
+    assert (
+        result.returncode == 1
+        and result.stderr.strip().splitlines()[-1] == "error: --scale must lie in (1, 8], got 9.0"
+    )

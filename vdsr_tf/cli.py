@@ -10,10 +10,12 @@ vdsr --export_onnx=vdsr.onnx                        # ONNX (Y in, Y out)
 vdsr --export_saved_model=DIR                       # TF Serving model (RGB in, RGB out)
 """
 
+import errno
 import glob
 import logging as python_logging
 import os
 import re
+import socket
 import sys
 import tempfile
 import textwrap
@@ -177,9 +179,15 @@ flags.DEFINE_enum(
     "Arithmetic of the network. auto: bfloat16 where the CPU or GPU has bfloat16 units (amx_bf16, avx512_bf16, "
     "GPU 8.0+), else float32. bfloat16: the middle 17 layers in bfloat16, the first two, the last and the add in "
     "float32 (2-5x faster on such machines). Default: float32 for evaluation (Table 3 exactly) and "
-    "--export_saved_model, auto for training and --input. --export_onnx always writes float32.",
+    "--export_saved_model, auto for training, --input and --serve. --export_onnx always writes float32.",
 )
-flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace existing outputs: enlarged photos (--input), the vdsr.h5 of --average_weights and "
+    "--import_matconvnet, --export_saved_model and --export_onnx. --results_json and --save_images are always "
+    "rewritten.",
+)
 
 
 class UsageError(ValueError):
@@ -391,6 +399,7 @@ def run_serve() -> int:
     from vdsr_tf.web import create_app, serve
 
     _check_tile_and_quality()
+    scale = check_scale(FLAGS.scale)
     if not 0 <= FLAGS.port <= 65535:
         raise UsageError(f"--port must lie in [0, 65535], got {FLAGS.port}")
     model, _ = _load_checkpoint(_precision("auto"))
@@ -402,16 +411,22 @@ def run_serve() -> int:
         tile=FLAGS.tile,
         requested_format=FLAGS.format,
         quality=FLAGS.quality,
-        scale=check_scale(FLAGS.scale),
+        scale=scale,
     )
     try:
         serve(app, host=FLAGS.host, port=FLAGS.port)
     except OSError as error:
         app.extensions["vdsr"].close()
-        raise UsageError(
-            f"--port: cannot listen on {FLAGS.host}:{FLAGS.port} ({error.strerror or error}); choose another port"
-        ) from None
+        raise UsageError(listen_error(error, FLAGS.host, FLAGS.port)) from None
     return 0
+
+
+def listen_error(error: OSError, host: str, port: int) -> str:
+    """The one-line error for a server that cannot listen, naming the flag at fault: --host or --port."""
+    reason = error.strerror or str(error)
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return f"--host: cannot listen on {host} ({reason}); give an address of this machine, such as 127.0.0.1"
+    return f"--port: cannot listen on {host}:{port} ({reason}); choose another port"
 
 
 def run_export() -> None:

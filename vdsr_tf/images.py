@@ -118,6 +118,22 @@ def probe_picture(path: str) -> tuple[str, bool]:
         return image.format, _is_deep(image, path)
 
 
+def upright_size(path: str) -> tuple[int, int]:
+    """(width, height) of the picture as shown, from the header: EXIF orientations 5-8 turn it a quarter.
+
+    For a PNG only EXIF before the pixels counts: Pillow would decode the whole file to look
+    for it after them. A damaged file reads as stored here; reading its pixels reports it.
+    """
+    with _opened(path) as image:
+        width, height = image.size
+        try:
+            exif = image.getexif() if image.format != "PNG" or "exif" in image.info else {}
+            turned = exif.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+        except (OSError, SyntaxError, ValueError):
+            turned = False
+    return (height, width) if turned else (width, height)
+
+
 # Tags of a TIFF's own layout, which Pillow's getexif() returns with the camera's: they describe the
 # input file's strips and samples, not the picture, and the output gets its own.
 _TIFF_LAYOUT_TAGS = (

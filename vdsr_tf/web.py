@@ -32,11 +32,10 @@ from typing import NamedTuple
 import flask
 import numpy as np
 from absl import logging
-from PIL import Image
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-from vdsr_tf.images import probe_picture, read_picture, write_picture
+from vdsr_tf.images import probe_picture, read_picture, upright_size, write_picture
 from vdsr_tf.infer import MAX_SCALE, check_scale, enlarge, enlarge_files, output_format, output_path
 
 # Pillow's format name -> the name the page shows. MPO is the JPEG of many cameras and phones.
@@ -232,8 +231,7 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
         flask.abort(415, f"{name} is not an image this page can read ({', '.join(FORMAT_NAMES)} are)")
     if input_format not in ACCEPTED_FORMATS:
         flask.abort(415, f"{name} is a {input_format} image; this page takes {', '.join(FORMAT_NAMES)}")
-    with Image.open(path) as image:
-        width, height = image.size
+    width, height = upright_size(path)
     out_width, out_height = math.ceil(width * scale), math.ceil(height * scale)
     if out_width * out_height > limits.output_pixels:
         largest = math.floor(math.sqrt(limits.output_pixels / (width * height)) * 100) / 100
