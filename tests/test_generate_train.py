@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import h5py
+import pytest
 from helpers import ROOT
 
 SCRIPT = os.path.join(ROOT, "data", "generate_dataset", "generate_train.py")
@@ -53,6 +54,19 @@ def test_bad_setting(tiny_data_dir, tmp_path):
         f"--data_dir={tiny_data_dir}", "--train_sets=T91", "--rotations=45", f"--output={tmp_path / 'x.h5'}"
     )
     assert result.returncode != 0 and "rotations must be multiples of 90" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--scales=2,x", "error: --scales must be whole numbers, got 2,x"),
+        ("--stride=0", "error: --stride must be positive, got 0"),
+    ],
+)
+def test_a_bad_number_names_its_flag(tiny_data_dir, tmp_path, flag, message):
+    result = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", flag, f"--output={tmp_path / 'x.h5'}")
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == message
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_an_output_in_a_folder_that_cannot_exist_is_one_line_error(tiny_data_dir, tmp_path):

@@ -37,15 +37,17 @@ class PatchSettings:
 
     def __post_init__(self):
         if not self.scales or min(self.scales) < 2:
-            raise ValueError(f"scales must be integers of at least 2, got {self.scales}")
+            raise ValueError(f"--scales must be integers of at least 2, got {self.scales}")
         if any(rotation % 90 for rotation in self.rotations) or not self.rotations:
-            raise ValueError(f"rotations must be multiples of 90 degrees, got {self.rotations}")
+            raise ValueError(f"--rotations must be multiples of 90 degrees, got {self.rotations}")
         if not self.flips or any(flip not in FLIPS for flip in self.flips):
-            raise ValueError(f"flips must be among {FLIPS}, got {self.flips}")
+            raise ValueError(f"--flips must be among {FLIPS}, got {self.flips}")
         if not self.downsizes or any(not 0 < size <= 1 for size in self.downsizes):
-            raise ValueError(f"downsizes must lie in (0, 1], got {self.downsizes}")
-        if self.patch_size < 1 or self.stride < 1:
-            raise ValueError(f"patch_size and stride must be positive, got {self.patch_size}, {self.stride}")
+            raise ValueError(f"--downsizes must lie in (0, 1], got {self.downsizes}")
+        if self.patch_size < 1:
+            raise ValueError(f"--patch_size must be positive, got {self.patch_size}")
+        if self.stride < 1:
+            raise ValueError(f"--stride must be positive, got {self.stride}")
 
 
 def augment(image: np.ndarray, *, rotation: int, flip: str) -> np.ndarray:

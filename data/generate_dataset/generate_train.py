@@ -32,15 +32,23 @@ flags.DEFINE_integer("workers", 2, "Worker processes.")
 FLAGS = flags.FLAGS
 
 
+def _numbers(flag: str, kind: type) -> tuple:
+    try:
+        return tuple(kind(value) for value in FLAGS[flag].value)
+    except ValueError:
+        what = "whole numbers" if kind is int else "numbers"
+        raise ValueError(f"--{flag} must be {what}, got {','.join(FLAGS[flag].value)}") from None
+
+
 def main(argv):
     del argv
     data_dir = FLAGS.data_dir or default_data_dir()
     try:
         settings = PatchSettings(
-            scales=tuple(int(value) for value in FLAGS.scales),
-            rotations=tuple(int(value) for value in FLAGS.rotations),
+            scales=_numbers("scales", int),
+            rotations=_numbers("rotations", int),
             flips=tuple(FLAGS.flips),
-            downsizes=tuple(float(value) for value in FLAGS.downsizes),
+            downsizes=_numbers("downsizes", float),
             patch_size=FLAGS.patch_size,
             stride=FLAGS.stride,
         )
