@@ -123,7 +123,7 @@ class DevTools:
 
 def start_server(checkpoint_dir: str | None) -> tuple[subprocess.Popen, str]:
     """`main.py --serve --port=0` and its URL, read from the line the server logs."""
-    command = [sys.executable, os.path.join(ROOT, "main.py"), "--serve", "--port=0"]
+    command = [sys.executable, os.path.join(ROOT, "main.py"), "--serve", "--port=0", "--noopen_browser"]
     if checkpoint_dir:
         command.append(f"--checkpoint_dir={checkpoint_dir}")
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

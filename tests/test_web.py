@@ -370,3 +370,19 @@ def test_serve_checks_the_scale_before_loading_the_model(tmp_path):
         result.returncode == 1
         and result.stderr.strip().splitlines()[-1] == "error: --scale must lie in (1, 8], got 9.0"
     )
+
+
+def test_the_page_opens_in_a_browser_only_where_there_is_a_desktop(monkeypatch):
+    import webbrowser
+
+    from vdsr_tf.web import open_page
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    assert not open_page("127.0.0.1", 8080, environment={}, platform="linux")  # SSH, a server, CI
+    assert open_page("0.0.0.0", 8080, environment={"DISPLAY": ":0"}, platform="linux")
+    assert open_page("127.0.0.1", 9000, environment={}, platform="darwin")
+    deadline = time.monotonic() + 10
+    while len(opened) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(opened) == ["http://127.0.0.1:8080/", "http://127.0.0.1:9000/"]

@@ -76,6 +76,9 @@ flags.DEFINE_bool(
     "apply to it as to --input, and --scale is the one it offers first.",
 )
 flags.DEFINE_integer("port", 8080, "Port of the --serve page (0: any free one).")
+flags.DEFINE_bool(
+    "open_browser", True, "Open the --serve page in the default browser on a desktop (not over SSH or headless)."
+)
 flags.DEFINE_string(
     "host", "127.0.0.1", "Address the --serve page listens on; another than 127.0.0.1 opens it to other machines."
 )
@@ -414,7 +417,7 @@ def run_serve() -> int:
         scale=scale,
     )
     try:
-        serve(app, host=FLAGS.host, port=FLAGS.port)
+        serve(app, host=FLAGS.host, port=FLAGS.port, open_browser=FLAGS.open_browser)
     except OSError as error:
         app.extensions["vdsr"].close()
         raise UsageError(listen_error(error, FLAGS.host, FLAGS.port)) from None

@@ -21,10 +21,12 @@ import re
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
 import uuid
+import webbrowser
 from collections import OrderedDict
 from importlib import resources
 from typing import NamedTuple
@@ -492,8 +494,21 @@ def page_server(app: flask.Flask, *, host: str, port: int):
         return make_server(host, port, app, threaded=True, fd=listening.fileno())
 
 
-def serve(app: flask.Flask, *, host: str, port: int) -> None:
-    """Serves `app` until Ctrl-C or SIGTERM, then removes its temporary folder.
+def open_page(host: str, port: int, *, environment=os.environ, platform: str = sys.platform) -> bool:
+    """Opens the page in the default browser where there is a desktop to show it on; whether it tried.
+
+    Over SSH or in a headless session Python's webbrowser would start a text browser in
+    the terminal, so there it is left to the URL in the log.
+    """
+    if platform not in ("darwin", "win32") and not (environment.get("DISPLAY") or environment.get("WAYLAND_DISPLAY")):
+        return False
+    local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    threading.Thread(target=webbrowser.open, args=(page_url(local, port),), daemon=True).start()
+    return True
+
+
+def serve(app: flask.Flask, *, host: str, port: int, open_browser: bool = False) -> None:
+    """Serves `app` until Ctrl-C or SIGTERM, then removes its temporary folder; `open_browser`: `open_page` first.
 
     Raises:
       OSError: if the address cannot be bound (the port is in use, say).
@@ -503,6 +518,8 @@ def serve(app: flask.Flask, *, host: str, port: int) -> None:
     python_logging.getLogger("werkzeug").setLevel(python_logging.WARNING)  # not a line per progress poll
     server = page_server(app, host=host, port=port)
     logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
+    if open_browser:
+        open_page(host, server.port)
     if host not in ("127.0.0.1", "localhost", "::1"):
         logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
