@@ -52,6 +52,11 @@ def test_evaluation_flag_errors(tiny_data_dir, checkpoint_dir, tmp_path, flags, 
     assert not results.exists()
 
 
+def test_a_missing_dataset_is_said_before_the_weights_load(tiny_data_dir, tmp_path):
+    result = run_main(f"--checkpoint_dir={tmp_path / 'none'}", f"--data_dir={tiny_data_dir}", "--test_datasets=Nowhere")
+    assert result.returncode == 1 and last_line(result).startswith("error: --test_datasets: no folder")
+
+
 def test_missing_checkpoint_says_how_to_get_one(tiny_data_dir, tmp_path):
     result = run_main(f"--checkpoint_dir={tmp_path / 'none'}", f"--data_dir={tiny_data_dir}")
     assert result.returncode != 0

@@ -291,10 +291,13 @@ def run_average() -> None:
 
 def run_evaluation() -> None:
     from vdsr_tf.atomic import write_json
-    from vdsr_tf.evaluate import evaluate, format_table
+    from vdsr_tf.evaluate import dataset_paths, evaluate, format_table
 
     scales = _scales(FLAGS.scales)
     data_dir = _data_dir()
+    datasets = _test_datasets(data_dir)
+    for dataset in datasets:
+        dataset_paths(data_dir, dataset)  # a missing or empty folder is said before the model loads
     _writable_file(FLAGS.results_json, "--results_json")
     if FLAGS.save_images:
         _writable_folder(FLAGS.save_images, "--save_images")
@@ -302,9 +305,7 @@ def run_evaluation() -> None:
     logging.info(
         "evaluating %s (%s, step %s)", _weights_to_read(), attributes.get("source", "?"), attributes.get("step", "-")
     )
-    rows = evaluate(
-        model, data_dir=data_dir, datasets=_test_datasets(data_dir), scales=scales, save_dir=FLAGS.save_images
-    )
+    rows = evaluate(model, data_dir=data_dir, datasets=datasets, scales=scales, save_dir=FLAGS.save_images)
     print(format_table(rows))
     if FLAGS.results_json:
         write_json(FLAGS.results_json, rows)
