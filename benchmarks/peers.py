@@ -15,7 +15,8 @@ Inference on one --size x --size image (best of --repeats runs):
                convolution bfloat16, unlike the project's mixed model), each in NCHW
                and in channels_last.
 A training step of 64 41x41 patches (best of --steps): the project's
-`vdsr_tf.step.make_train_step` in both precisions, and PyTorch's equivalent
+`vdsr_tf.step.make_train_step` in both precisions (conv1 alone float32, as training
+builds it), and PyTorch's equivalent
 (loss 1/2 sum of squares / 64, weight decay 1e-4 on kernels, every gradient
 element clipped to theta/lr = 1e-3/0.1, SGD momentum 0.9) in the same four forms.
 
@@ -45,7 +46,14 @@ import tensorflow as tf
 from absl import app, flags
 from peak import DTYPES, best_seconds, describe_machine, matmul_gflops, write_results
 
-from vdsr_tf.model import build_vdsr, conv_layers, read_weights, set_conv_weights
+from vdsr_tf.model import (
+    FLOAT32_LEADING_LAYERS,
+    TRAINING_FLOAT32_LEADING_LAYERS,
+    build_vdsr,
+    conv_layers,
+    read_weights,
+    set_conv_weights,
+)
 from vdsr_tf.step import make_train_step
 
 flags.DEFINE_integer("size", 512, "Side of the square test image.")
@@ -100,9 +108,11 @@ def network_weights(path: str | None) -> tuple[list, bool]:
     return weights, bool(attributes["residual"])
 
 
-def keras_model(weights: list, residual: bool, precision: str) -> keras.Model:
+def keras_model(weights: list, residual: bool, precision: str, float32_leading_layers: int) -> keras.Model:
     depth, width = len(weights), weights[0][0].shape[-1]
-    model = build_vdsr(depth=depth, width=width, residual=residual, precision=precision)
+    model = build_vdsr(
+        depth=depth, width=width, residual=residual, precision=precision, float32_leading_layers=float32_leading_layers
+    )
     set_conv_weights(model, weights, source=FLAGS.weights or "build_vdsr(seed=0)")
     return model
 
@@ -111,7 +121,7 @@ def tensorflow_inference(weights: list, residual: bool, image: np.ndarray) -> li
     variants = []
     tensor = tf.constant(image[None, :, :, None])
     for precision in DTYPES:
-        model = keras_model(weights, residual, precision)
+        model = keras_model(weights, residual, precision, FLOAT32_LEADING_LAYERS)
         any_shape = tf.function(
             lambda x, model=model: model(x, training=False),
             input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)],
@@ -126,7 +136,7 @@ def tensorflow_training(weights: list, residual: bool, inputs: np.ndarray, label
     variants = []
     batch = (tf.constant(inputs), tf.constant(labels), tf.constant(LEARNING_RATE))
     for precision in DTYPES:
-        model = keras_model(weights, residual, precision)
+        model = keras_model(weights, residual, precision, TRAINING_FLOAT32_LEADING_LAYERS)
         optimizer = keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
         optimizer.build(model.trainable_variables)
         step = make_train_step(

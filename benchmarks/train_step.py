@@ -6,7 +6,8 @@ A step costs 3x the forward FLOPs (forward, and backward for activations and
 weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures, in each
 precision, the project's step (vdsr_tf.step.make_train_step: loss, weight
 decay, clip and update) and the same step compiled with XLA. bfloat16 is the
-mixed model (17 middle layers bfloat16, float32 weights, loss and update).
+mixed model as training builds it (conv1 float32, 18 layers bfloat16, float32
+weights, loss and update).
 
 The matmul rate of these machines drifts by 5-8% within minutes, so the
 variants and the matmuls are measured in interleaved rounds; each round's
@@ -22,7 +23,7 @@ import tensorflow as tf
 from absl import app, flags
 from peak import best_seconds, describe_machine, interleaved_rounds, write_results
 
-from vdsr_tf.model import build_vdsr
+from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr
 from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
 
 STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
@@ -33,7 +34,7 @@ FLAGS = flags.FLAGS
 
 
 def fresh(precision: str):
-    model = build_vdsr(seed=0, precision=precision)
+    model = build_vdsr(seed=0, precision=precision, float32_leading_layers=TRAINING_FLOAT32_LEADING_LAYERS)
     optimizer = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
     optimizer.build(model.trainable_variables)
     return model, optimizer

@@ -53,6 +53,23 @@ def test_mixed_model_keeps_the_first_two_the_last_and_add_in_float32():
     assert output.dtype == tf.float32
 
 
+def test_training_keeps_only_the_first_layer_in_float32(tiny_training, tmp_path):
+    from vdsr_tf.data import TrainingPatches
+    from vdsr_tf.train import _build_trainer
+
+    config = dataclasses.replace(tiny_training, depth=4, precision="bfloat16")
+    patches = TrainingPatches(config.train_h5)
+    try:
+        trainer, _, _ = _build_trainer(config, tf.distribute.get_strategy(), patches, str(tmp_path / "run"))
+    finally:
+        patches.close()
+    dtypes = [layer.compute_dtype for layer in conv_layers(trainer.model)]
+    assert dtypes == ["float32", "bfloat16", "bfloat16", "float32"]
+    assert trainer.model.get_layer("skip").compute_dtype == "float32"
+    with pytest.raises(ValueError, match="float32_leading_layers"):
+        build_vdsr(depth=3, width=4, precision="bfloat16", float32_leading_layers=0)
+
+
 def test_unknown_precision_flag_is_a_one_line_error():
     result = run_main("--precision=fp16", "--input=x.png")
     assert result.returncode != 0

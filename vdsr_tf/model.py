@@ -16,6 +16,7 @@ from vdsr_tf.atomic import atomic_path
 
 WEIGHTS_FORMAT = "vdsr_tf.weights/1"
 FLOAT32_LEADING_LAYERS = 2  # of the mixed bfloat16 model; see build_vdsr
+TRAINING_FLOAT32_LEADING_LAYERS = 1
 
 
 def _he_normal(seed: int | None, index: int) -> keras.initializers.Initializer:
@@ -24,7 +25,13 @@ def _he_normal(seed: int | None, index: int) -> keras.initializers.Initializer:
 
 
 def build_vdsr(
-    *, depth: int = 20, width: int = 64, residual: bool = True, seed: int | None = None, precision: str = "float32"
+    *,
+    depth: int = 20,
+    width: int = 64,
+    residual: bool = True,
+    seed: int | None = None,
+    precision: str = "float32",
+    float32_leading_layers: int = FLOAT32_LEADING_LAYERS,
 ) -> keras.Model:
     """Keras functional VDSR taking (N, H, W, 1) float32 luminance in [0, 1] of any size.
 
@@ -43,6 +50,11 @@ def build_vdsr(
         official weights, keeping the second convolution in float32 too halves
         the output's deviation from float32 (RMS 0.46 -> 0.20 of 255 levels,
         largest 11 -> 3.6); every layer in bfloat16 costs 0.15 dB on Set5 x4.
+      float32_leading_layers: how many leading convolutions stay float32 in
+        the mixed model. Training passes TRAINING_FLOAT32_LEADING_LAYERS (conv1
+        alone): a step needs no output accurate to a level of 255, its loss,
+        clip and update are float32 anyway, and a float32 64-channel layer
+        costs 17% of the bfloat16 step on AMX (docs/benchmarks.md).
     """
     if depth < 2:
         raise ValueError(f"depth must be at least 2, got {depth}")
@@ -50,6 +62,8 @@ def build_vdsr(
         raise ValueError(f"width must be positive, got {width}")
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be float32 or bfloat16, got {precision}")
+    if float32_leading_layers < 1:
+        raise ValueError(f"float32_leading_layers must be at least 1 (the image's layer), got {float32_leading_layers}")
     middle_policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
     inputs = keras.Input(shape=(None, None, 1), name="interpolated")
     features = inputs
@@ -61,7 +75,7 @@ def build_vdsr(
             activation="relu",
             kernel_initializer=_he_normal(seed, index),
             name=f"conv{index + 1}",
-            dtype=middle_policy if index >= FLOAT32_LEADING_LAYERS else "float32",
+            dtype=middle_policy if index >= float32_leading_layers else "float32",
         )(features)
     residual_image = keras.layers.Conv2D(
         1, 3, padding="same", kernel_initializer=_he_normal(seed, depth - 1), name=f"conv{depth}", dtype="float32"

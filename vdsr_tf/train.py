@@ -25,7 +25,7 @@ from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.distribute import default_strategy, distribute, is_chief
 from vdsr_tf.evaluate import prepare_test_images
-from vdsr_tf.model import build_vdsr, read_weights, set_conv_weights
+from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
 from vdsr_tf.state import remove_partial_saves, restore_newest, saved_states, set_aside, state_dir
@@ -235,6 +235,7 @@ def _build_trainer(config, strategy, patches, checkpoint_dir):
             residual=config.residual,
             seed=config.seed,
             precision=config.precision,
+            float32_leading_layers=TRAINING_FLOAT32_LEADING_LAYERS,
         )
         optimizer = make_optimizer(config.optimizer, learning_rate=config.lr, momentum=config.momentum)
         optimizer.build(model.trainable_variables)
