@@ -226,3 +226,10 @@ def test_unwritable_file_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"out\.bmp: cannot write it"):
         write_picture(pattern((4, 6, 2)), str(tmp_path / "out.bmp"), "BMP")  # BMP has no gray + alpha
     assert os.listdir(tmp_path) == []
+
+
+def test_alpha_in_jpeg_names_the_formats_that_keep_it(tmp_path):
+    """The web page shows this message too, so it names formats, not a command-line flag."""
+    with pytest.raises(ValueError, match=r"out\.jpg: JPEG cannot store the alpha channel; choose PNG or WebP"):
+        write_picture(pattern((4, 6, 4)), str(tmp_path / "out.jpg"), "JPEG")
+    assert os.listdir(tmp_path) == []
