@@ -1,8 +1,9 @@
 """Which precision the network computes in: float32, or bfloat16 where the hardware has it.
 
 The mixed model (`vdsr_tf.model.build_vdsr`) computes the middle convolutions
-in bfloat16 and keeps the first two (the first's input is the image), the last
-and the skip-add in float32; weights stay float32 either way. bfloat16 pays only where
+in bfloat16 and keeps the first two (the first's input is the image; training
+keeps the first alone), the last and the skip-add in float32; weights stay
+float32 either way. bfloat16 pays only where
 the processor multiplies it natively: Intel AMX (`amx_bf16`), AVX-512 BF16
 (`avx512_bf16`, Intel and AMD), or a GPU of compute capability 8.0 or newer.
 Elsewhere TensorFlow emulates it, correctly but slower than float32.
