@@ -152,3 +152,35 @@ def test_an_unusable_patch_file_is_named_before_any_work(tiny_training, tmp_path
     with pytest.raises(ValueError, match="bad.h5: 'data' and 'label' must"):
         _run(tiny_training, train_h5=path)
     assert not os.path.exists(tiny_training.checkpoint_dir)
+
+
+RESTORE_WITHOUT_INDEX = """
+import os, sys
+import tensorflow as tf
+from vdsr_tf.state import restore_newest
+directory = sys.argv[1]
+variable = tf.Variable(0.0)
+checkpoint = tf.train.Checkpoint(v=variable)
+manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
+for value in (1.0, 2.0):
+    variable.assign(value)
+    manager.save()
+os.remove(os.path.join(directory, "checkpoint"))
+variable.assign(0.0)
+prefix = restore_newest(checkpoint, checkpoint, directory)
+state = tf.train.get_checkpoint_state(directory)
+listed = [os.path.basename(path) for path in state.all_model_checkpoint_paths]
+print(os.path.basename(prefix), float(variable.numpy()), listed)
+print(os.path.basename(tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3).latest_checkpoint))
+"""
+
+
+def test_the_rewritten_state_index_lists_the_intact_states_without_a_deprecation_warning(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", RESTORE_WITHOUT_INDEX, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split("\n")[:2] == ["ckpt-2 2.0 ['ckpt-1', 'ckpt-2']", "ckpt-2"]
+    assert "deprecated" not in result.stderr

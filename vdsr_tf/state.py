@@ -16,6 +16,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
+from vdsr_tf.atomic import atomic_path
+
 STATE_NAME = "state"
 _CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
 
@@ -80,7 +82,7 @@ def restore_newest(checkpoint: tf.train.Checkpoint, core: tf.train.Checkpoint, d
             _remove_state_files(damaged.split(".data-")[0])
             logging.warning("removed the damaged state %s", damaged)
         intact = [p for p in prefixes[position:] if os.path.exists(p + ".index")]
-        tf.compat.v1.train.update_checkpoint_state(directory, prefix, all_model_checkpoint_paths=intact[::-1])
+        _write_index(directory, prefix, intact[::-1])
         if position:
             logging.warning("resumed from %s, the newest intact state", prefix)
         return prefix
@@ -88,6 +90,15 @@ def restore_newest(checkpoint: tf.train.Checkpoint, core: tf.train.Checkpoint, d
         f"{directory}: holds training states but none can be restored; move it away or pass --restart "
         "to start afresh (the folder is then kept as previous-<time>/)"
     )
+
+
+def _write_index(directory: str, latest: str, prefixes: list[str]) -> None:
+    """Writes the `checkpoint` index CheckpointManager reads (tf.compat.v1's writer prints a deprecation)."""
+    lines = [f'model_checkpoint_path: "{os.path.relpath(latest, directory)}"']
+    lines += [f'all_model_checkpoint_paths: "{os.path.relpath(prefix, directory)}"' for prefix in prefixes]
+    with atomic_path(os.path.join(directory, "checkpoint")) as temporary:
+        with open(temporary, "w") as file:
+            file.write("\n".join(lines) + "\n")
 
 
 def set_aside(checkpoint_dir: str, names: list[str]) -> str | None:
