@@ -118,9 +118,10 @@ def test_leftovers_of_a_killed_run_are_removed_on_start(tiny_training):
     folder = tiny_training.checkpoint_dir
     open(os.path.join(folder, ".tmp-abc.h5"), "w").close()
     os.makedirs(os.path.join(folder, "state", "ckpt-5_temp", "part"))
+    open(os.path.join(folder, "state", ".tmp-index"), "w").close()  # a kill while the index was written
     _run(tiny_training, max_steps=1)
     assert not [name for name in _files(folder) if name.startswith(".tmp-")]
-    assert not [name for name in _files(os.path.join(folder, "state")) if "_temp" in name]
+    assert not [name for name in _files(os.path.join(folder, "state")) if "_temp" in name or ".tmp-" in name]
 
 
 def test_a_short_run_validates_at_its_end_and_says_where_it_saved(tiny_training, capsys):
@@ -162,7 +163,7 @@ directory = sys.argv[1]
 variable = tf.Variable(0.0)
 checkpoint = tf.train.Checkpoint(v=variable)
 manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3)
-for value in (1.0, 2.0):
+for value in (1.0, 2.0, 3.0):
     variable.assign(value)
     manager.save()
 os.remove(os.path.join(directory, "checkpoint"))
@@ -171,16 +172,26 @@ prefix = restore_newest(checkpoint, checkpoint, directory)
 state = tf.train.get_checkpoint_state(directory)
 listed = [os.path.basename(path) for path in state.all_model_checkpoint_paths]
 print(os.path.basename(prefix), float(variable.numpy()), listed)
-print(os.path.basename(tf.train.CheckpointManager(checkpoint, directory, max_to_keep=3).latest_checkpoint))
+manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=2)
+print(os.path.basename(manager.latest_checkpoint))
+manager.save()
+manager.save()
+print(sorted(name[: -len(".index")] for name in os.listdir(directory) if name.endswith(".index")))
 """
 
 
-def test_the_rewritten_state_index_lists_the_intact_states_without_a_deprecation_warning(tmp_path):
+def test_the_rewritten_state_index_lists_the_intact_states_and_old_ones_are_still_deleted(tmp_path):
+    """Written without TensorFlow's deprecation warning, and with the timestamps without which
+    CheckpointManager would never delete the states listed before a resume."""
     import subprocess
     import sys
 
     result = subprocess.run(
         [sys.executable, "-c", RESTORE_WITHOUT_INDEX, str(tmp_path)], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split("\n")[:2] == ["ckpt-2 2.0 ['ckpt-1', 'ckpt-2']", "ckpt-2"]
+    assert result.stdout.split("\n")[:3] == [
+        "ckpt-3 3.0 ['ckpt-1', 'ckpt-2', 'ckpt-3']",
+        "ckpt-3",
+        "['ckpt-4', 'ckpt-5']",
+    ]
     assert "deprecated" not in result.stderr

@@ -34,7 +34,7 @@ def saved_states(directory: str) -> list[str]:
     """The `ckpt-N` prefixes in `directory`, newest first, from the files present (not the index)."""
     found = []
     for path in glob.glob(os.path.join(directory, "ckpt-*.index")):
-        match = _CHECKPOINT_INDEX.search(os.path.basename(path))
+        match = _CHECKPOINT_INDEX.fullmatch(os.path.basename(path))
         if match:
             found.append((int(match.group(1)), path[: -len(".index")]))
     return [prefix for _, prefix in sorted(found, reverse=True)]
@@ -93,9 +93,16 @@ def restore_newest(checkpoint: tf.train.Checkpoint, core: tf.train.Checkpoint, d
 
 
 def _write_index(directory: str, latest: str, prefixes: list[str]) -> None:
-    """Writes the `checkpoint` index CheckpointManager reads (tf.compat.v1's writer prints a deprecation)."""
+    """Writes the `checkpoint` index CheckpointManager reads (tf.compat.v1's writer prints a deprecation).
+
+    Each state's timestamp (its .index file's time) and a preserved-before time under them are
+    written too: CheckpointManager deletes beyond `max_to_keep` only states it has timestamps for.
+    """
+    times = [os.path.getmtime(prefix + ".index") for prefix in prefixes]
     lines = [f'model_checkpoint_path: "{os.path.relpath(latest, directory)}"']
     lines += [f'all_model_checkpoint_paths: "{os.path.relpath(prefix, directory)}"' for prefix in prefixes]
+    lines += [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in times]
+    lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
     with atomic_path(os.path.join(directory, "checkpoint")) as temporary:
         with open(temporary, "w") as file:
             file.write("\n".join(lines) + "\n")

@@ -282,7 +282,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     }
     checkpoint_dir = config.checkpoint_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="vdsr-worker-")
     os.makedirs(checkpoint_dir, exist_ok=True)
-    for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights")):
+    for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
         remove_leftovers(folder)
     trainer, checkpoint, core = _build_trainer(config, strategy, patches, checkpoint_dir)
     try:
