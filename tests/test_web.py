@@ -217,6 +217,13 @@ def test_output_too_large_gives_the_size_of_the_photo_as_shown(make_app, tmp_pat
     assert answer.status_code == 422 and answer.json["error"].startswith("camera.jpg at x2 would be 48x64,")
 
 
+def test_a_failed_write_names_the_photo_not_the_servers_folders(make_app):
+    client = make_app(requested_format="jpeg").test_client()  # as `vdsr --serve --format=jpeg`
+    answer = post(client, encoded(photo((24, 32, 4))), "logo.png")
+    assert answer.status_code == 422
+    assert answer.json["error"] == "logo_x2.jpg: JPEG cannot store the alpha channel; choose PNG or WebP"
+
+
 def test_results_can_be_removed_and_old_ones_go(make_app):
     client = make_app(keep_results=2).test_client()
     answers = [post(client, encoded(photo(seed=seed))).json for seed in range(3)]

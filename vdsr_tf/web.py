@@ -306,7 +306,7 @@ def _enlarge_upload(service: Service, job: Job, path: str, name: str, scale: flo
     try:
         written, previews = _enlarge_in_turn(service, job, path, scale, file_format, folder)
         if previews is None:
-            flask.abort(422, written.replace(path, name))
+            flask.abort(422, written.replace(path, name).replace(folder + os.sep, ""))  # no server paths
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
