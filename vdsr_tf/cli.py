@@ -181,8 +181,9 @@ flags.DEFINE_enum(
     ["auto", "float32", "bfloat16"],
     "Arithmetic of the network. auto: bfloat16 where the CPU or GPU has bfloat16 units (amx_bf16, avx512_bf16, "
     "GPU 8.0+), else float32. bfloat16: the middle 17 layers in bfloat16, the first two, the last and the add in "
-    "float32 (2-5x faster on such machines). Default: float32 for evaluation (Table 3 exactly) and "
-    "--export_saved_model, auto for training, --input and --serve. --export_onnx always writes float32.",
+    "float32 (training: the first alone; 2-5x faster on such machines). Default: float32 for evaluation "
+    "(Table 3 exactly) and --export_saved_model, auto for training, --input and --serve. --export_onnx always "
+    "writes float32.",
 )
 flags.DEFINE_bool(
     "overwrite",

@@ -15,7 +15,7 @@ import tensorflow as tf
 from vdsr_tf.atomic import atomic_path
 
 WEIGHTS_FORMAT = "vdsr_tf.weights/1"
-FLOAT32_LEADING_LAYERS = 2  # of the mixed bfloat16 model; see build_vdsr
+FLOAT32_LEADING_LAYERS = 2  # of inference's mixed bfloat16 model; see build_vdsr
 TRAINING_FLOAT32_LEADING_LAYERS = 1
 
 
@@ -43,18 +43,18 @@ def build_vdsr(
       seed: seed of the He-normal initialisation (layer i uses seed + i); None
         draws from Keras's global generator.
       precision: "float32", or "bfloat16" for the mixed model: the middle
-        convolutions (the third to the last but one) compute in bfloat16 (Keras
-        `mixed_bfloat16`, float32 weights); the first two, whose inputs are the
-        image and its first features, the last one and the skip-add stay
-        float32, as does the output. Measured on training patches with the
+        convolutions compute in bfloat16 (Keras `mixed_bfloat16`, float32
+        weights); the first `float32_leading_layers` (by default two, whose
+        inputs are the image and its first features), the last one and the
+        skip-add stay float32, as does the output. Measured on training patches with the
         official weights, keeping the second convolution in float32 too halves
         the output's deviation from float32 (RMS 0.46 -> 0.20 of 255 levels,
         largest 11 -> 3.6); every layer in bfloat16 costs 0.15 dB on Set5 x4.
       float32_leading_layers: how many leading convolutions stay float32 in
         the mixed model. Training passes TRAINING_FLOAT32_LEADING_LAYERS (conv1
         alone): a step needs no output accurate to a level of 255, its loss,
-        clip and update are float32 anyway, and a float32 64-channel layer
-        costs 17% of the bfloat16 step on AMX (docs/benchmarks.md).
+        clip and update are float32 anyway, and conv2 in float32 made the
+        bfloat16 step 18% slower on AMX (docs/training.md, "The recipe").
     """
     if depth < 2:
         raise ValueError(f"depth must be at least 2, got {depth}")
