@@ -15,6 +15,7 @@ import time
 
 import tensorflow as tf
 from absl import logging
+from google.protobuf import text_format
 
 from vdsr_tf.atomic import atomic_path
 
@@ -99,13 +100,16 @@ def _write_index(directory: str, latest: str, prefixes: list[str]) -> None:
     written too: CheckpointManager deletes beyond `max_to_keep` only states it has timestamps for.
     """
     times = [os.path.getmtime(prefix + ".index") for prefix in prefixes]
-    lines = [f'model_checkpoint_path: "{os.path.relpath(latest, directory)}"']
-    lines += [f'all_model_checkpoint_paths: "{os.path.relpath(prefix, directory)}"' for prefix in prefixes]
-    lines += [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in times]
-    lines.append(f"last_preserved_timestamp: {min(times) - 1.0!r}")
+    index = tf.compat.v1.train.generate_checkpoint_state_proto(
+        directory,
+        os.path.relpath(latest, directory),
+        all_model_checkpoint_paths=[os.path.relpath(prefix, directory) for prefix in prefixes],
+        all_model_checkpoint_timestamps=times,
+        last_preserved_timestamp=min(times) - 1.0,
+    )
     with atomic_path(os.path.join(directory, "checkpoint")) as temporary:
         with open(temporary, "w") as file:
-            file.write("\n".join(lines) + "\n")
+            file.write(text_format.MessageToString(index))
 
 
 def set_aside(checkpoint_dir: str, names: list[str]) -> str | None:
