@@ -6,7 +6,8 @@ The enlargement runs in a fresh subprocess so that its peak resident set
 (`resource.getrusage`, ru_maxrss) is its own. Reported: the peak once
 TensorFlow, the network and the test picture are ready (the floor), the peak
 over the whole run, and the seconds `enlarge` took. The precision is
-resolved as `--input` resolves it (auto: bfloat16 where the CPU has it).
+resolved as `--input` resolves it (auto: bfloat16 where the CPU has it), and
+the CPU allocator is the command's (TF_CPU_ALLOCATOR_USE_BFC=false: without BFC).
 """
 
 import json
@@ -45,6 +46,9 @@ def picture(height: int, width: int):
 
 
 def run_child() -> dict:
+    from vdsr_tf.runtime import cpu_allocator, prefer_bfc_allocator
+
+    prefer_bfc_allocator()
     from vdsr_tf.infer import enlarge
     from vdsr_tf.model import conv_layers, load_vdsr, make_predictor
     from vdsr_tf.precision import gpu_bf16, native_bf16, resolve_precision
@@ -58,6 +62,7 @@ def run_child() -> dict:
     seconds = time.perf_counter() - started
     return {
         "precision": precision,
+        "allocator": cpu_allocator(),
         "output": list(out.shape),
         "peak_rss_loaded_mib": round(loaded),
         "peak_rss_mib": round(peak_rss_mib()),

@@ -1,6 +1,6 @@
 """VDSR inference throughput in float32 and bfloat16, each against this machine's matmul of its dtype.
 
-    python benchmarks/inference.py [--size=512] [--rounds=3] [--results_json=FILE]
+    python benchmarks/inference.py [--size=512] [--rounds=3] [--precisions=float32,bfloat16] [--results_json=FILE]
 
 One forward pass costs 1.33 MFLOP per output pixel (664,704 multiply-adds).
 Variants per precision: one trace for every input shape (what evaluation and
@@ -25,6 +25,7 @@ flags.DEFINE_integer("size", 512, "Side of the square test image.")
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds (the median is reported).")
 flags.DEFINE_integer("repeats", 3, "Timed runs per variant and round (the best is kept).")
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
+flags.DEFINE_list("precisions", list(DTYPES), "Precisions to time (bfloat16 is emulated, slowly, without bf16 units).")
 FLAGS = flags.FLAGS
 
 
@@ -50,7 +51,7 @@ def main(argv):
     del argv
     print(describe_machine())
     image = tf.constant(np.random.default_rng(0).random((1, FLAGS.size, FLAGS.size, 1)), tf.float32)
-    functions = {precision: variants(precision) for precision in DTYPES}
+    functions = {precision: variants(precision) for precision in FLAGS.precisions}
     for by_name in functions.values():
         for function in by_name.values():
             function(image).numpy()

@@ -14,6 +14,9 @@ import tensorflow as tf
 
 from vdsr_tf.atomic import write_json
 from vdsr_tf.precision import CPU_BF16_FLAGS, cpu_flags
+from vdsr_tf.runtime import cpu_allocator, prefer_bfc_allocator
+
+prefer_bfc_allocator()  # as the vdsr command does; TF_CPU_ALLOCATOR_USE_BFC=false measures without it
 
 SIZE = 2048
 
@@ -45,10 +48,13 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 
 
 def describe_machine() -> str:
-    """One line: the processor, its bfloat16 flags, and TensorFlow's version."""
+    """One line: the processor, its bfloat16 flags, TensorFlow's version and its CPU allocator."""
     flags = cpu_flags()
     present = [flag for flag in (*CPU_BF16_FLAGS, "amx_tile", "avx512f", "avx2") if flag in flags]
-    return f"CPU: {cpu_model()}; flags: {', '.join(present) or 'none of interest'}; TensorFlow {tf.__version__}"
+    return (
+        f"CPU: {cpu_model()}; flags: {', '.join(present) or 'none of interest'}; TensorFlow {tf.__version__}; "
+        f"{cpu_allocator()} CPU allocator"
+    )
 
 
 def write_results(path: str | None, rows: list[dict]) -> None:
@@ -80,10 +86,10 @@ def interleaved_rounds(timers: dict, *, flop: float, rounds: int) -> list[dict]:
     """
     seconds = {key: [] for key in timers}
     ratios = {key: [] for key in timers}
-    peaks = {precision: [] for precision in DTYPES}
+    peaks = {precision: [] for precision in DTYPES if any(key[1] == precision for key in timers)}
     for _ in range(rounds):
-        for precision, dtype in DTYPES.items():
-            peaks[precision].append(matmul_gflops(dtype))
+        for precision in peaks:
+            peaks[precision].append(matmul_gflops(DTYPES[precision]))
             for key in [key for key in timers if key[1] == precision]:
                 seconds[key].append(timers[key]())
                 ratios[key].append(flop / seconds[key][-1] / 1e9 / peaks[precision][-1])

@@ -1,6 +1,6 @@
 """Seconds per training step of 64 41x41 patches in float32 and bfloat16, against the matmul of each dtype.
 
-    python benchmarks/train_step.py [--rounds=3] [--steps=3] [--results_json=FILE]
+    python benchmarks/train_step.py [--rounds=3] [--steps=3] [--precisions=float32,bfloat16] [--results_json=FILE]
 
 A step costs 3x the forward FLOPs (forward, and backward for activations and
 weights): 3 * 1.33 MFLOP * 41 * 41 * 64 = 429 GFLOP. Measures, in each
@@ -30,6 +30,9 @@ STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")
 flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).")
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
+flags.DEFINE_list(
+    "precisions", ["float32", "bfloat16"], "Precisions to time (bfloat16 is emulated without bf16 units)."
+)
 FLAGS = flags.FLAGS
 
 
@@ -59,7 +62,7 @@ def xla_step(model, optimizer):
 def variants() -> dict:
     strategy = tf.distribute.get_strategy()
     steps = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in FLAGS.precisions:
         steps[("the project's step", precision)] = make_train_step(
             *fresh(precision), strategy, batch_size=64, weight_decay=1e-4, grad_clip=1e-3
         )

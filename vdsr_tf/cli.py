@@ -24,6 +24,7 @@ from absl import app, flags, logging
 
 from vdsr_tf import __version__
 from vdsr_tf.paths import WEIGHTS_NAME, default_checkpoint_dir, default_data_dir
+from vdsr_tf.runtime import prefer_bfc_allocator
 
 FLAGS = flags.FLAGS
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -607,6 +608,7 @@ def main(argv):
         if FLAGS["log_dir"].present:
             raise UsageError("--log_dir: the TensorBoard folder is --tensorboard_dir (--log_dir is absl's, unused)")
         _check_mode_flags()
+        prefer_bfc_allocator()
         _import_tensorflow()
         for name, run_mode in MODES.items():
             if FLAGS[name].value:

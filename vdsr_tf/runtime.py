@@ -1,0 +1,28 @@
+"""Process-wide TensorFlow settings, made before the first operation runs.
+
+TensorFlow's default CPU allocator passes each tensor to malloc, and glibc
+serves blocks of 32 MiB or more (a 512x512x64 activation is 32 MiB in
+bfloat16, 64 MiB in float32) with fresh pages mapped for the call and unmapped
+on free: every layer of an enlargement then faults in and zeroes its output
+anew (512x512 in float32: 312,000 page faults a call). TensorFlow's BFC
+allocator keeps freed blocks for the next layer and the next call instead.
+docs/benchmarks.md has the measured effect.
+"""
+
+import os
+
+BFC_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
+
+
+def prefer_bfc_allocator() -> None:
+    """Asks TensorFlow for its BFC allocator on the CPU, unless TF_CPU_ALLOCATOR_USE_BFC says otherwise.
+
+    TensorFlow reads the variable when it first allocates, so this works after the import
+    and before the first operation.
+    """
+    os.environ.setdefault(BFC_VARIABLE, "true")
+
+
+def cpu_allocator() -> str:
+    """The CPU allocator the variable asks for: bfc or default."""
+    return "bfc" if os.environ.get(BFC_VARIABLE, "").lower() in ("1", "true") else "default"
