@@ -1,6 +1,8 @@
 """Short runs of the paper's schedule from He initialisation, one per reading of the clip.
 
     python benchmarks/clip_trials.py --train_h5=data/train.h5 --steps=300 --out=runs/clip_trials
+    python benchmarks/clip_trials.py --measure=runs/design_card,runs/design_card_bias01   # finished runs
+
 
 Each variant trains `--steps` steps with the paper's settings (lr 0.1, SGD
 momentum 0.9, weight decay 1e-4, batch 64) and theta = `--grad_clip`, in epochs
@@ -23,6 +25,7 @@ from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.evaluate import dataset_paths
 from vdsr_tf.model import conv_layers, load_vdsr
 from vdsr_tf.paths import default_data_dir
+from vdsr_tf.record import RECORD_NAME, read_record
 from vdsr_tf.train import TrainConfig, train
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file.")
@@ -31,6 +34,7 @@ flags.DEFINE_integer("steps", 300, "Steps per variant.")
 flags.DEFINE_float("grad_clip", 1e-3, "theta.")
 flags.DEFINE_list("variants", ["value", "norm", "global_norm", "value:0.1"], "clip form[:bias_lr_scale] each.")
 flags.DEFINE_string("precision", "bfloat16", "float32 or bfloat16.")
+flags.DEFINE_list("measure", [], "Checkpoint folders of finished runs to measure instead of training the variants.")
 FLAGS = flags.FLAGS
 
 
@@ -59,8 +63,14 @@ def run_variant(name: str, validation_paths) -> dict:
         precision=FLAGS.precision,
         save_every_minutes=60,
     )
-    record = train(config)
-    model, _ = load_vdsr(os.path.join(config.checkpoint_dir, "vdsr.h5"))
+    train(config)
+    return measure_run(config.checkpoint_dir, name)
+
+
+def measure_run(checkpoint_dir: str, name: str) -> dict:
+    """The figures of one finished run: its vdsr.h5 on a fixed training batch, and its training record."""
+    model, _ = load_vdsr(os.path.join(checkpoint_dir, "vdsr.h5"))
+    record = read_record(os.path.join(checkpoint_dir, RECORD_NAME))
     patches = TrainingPatches(FLAGS.train_h5)
     inputs, labels = patches.batch(batch_indices(10**6, batch_size=64, count=patches.count, seed=7))
     patches.close()
@@ -77,11 +87,14 @@ def run_variant(name: str, validation_paths) -> dict:
 def main(argv):
     del argv
     validation_paths = dataset_paths(default_data_dir(), "Set5")
-    results = [run_variant(name, validation_paths) for name in FLAGS.variants]
+    if FLAGS.measure:
+        results = [measure_run(folder, folder) for folder in FLAGS.measure]
+    else:
+        results = [run_variant(name, validation_paths) for name in FLAGS.variants]
     os.makedirs(FLAGS.out, exist_ok=True)
     write_json(os.path.join(FLAGS.out, "results.json"), results)
     print(
-        "| variant | loss/bicubic, epochs to 100, 200, 300 | dead channels, layers 10-19 (mean) | max in any layer |"
+        "| variant | loss/bicubic per epoch | dead channels, layers 10-19 (mean) | max in any layer |"
         " residual std / target's | Set5 x2 at the end (step 0) |"
     )
     print("| --- | --- | --- | --- | --- | --- |")
