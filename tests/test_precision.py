@@ -55,12 +55,12 @@ def test_mixed_model_keeps_the_first_two_the_last_and_add_in_float32():
 
 def test_training_keeps_only_the_first_layer_in_float32(tiny_training, tmp_path):
     from vdsr_tf.data import TrainingPatches
-    from vdsr_tf.train import _build_trainer
+    from vdsr_tf.train import build_trainer
 
     config = dataclasses.replace(tiny_training, depth=4, precision="bfloat16")
     patches = TrainingPatches(config.train_h5)
     try:
-        trainer, _, _ = _build_trainer(config, tf.distribute.get_strategy(), patches, str(tmp_path / "run"))
+        trainer, _, _ = build_trainer(config, tf.distribute.get_strategy(), patches, str(tmp_path / "run"))
     finally:
         patches.close()
     dtypes = [layer.compute_dtype for layer in conv_layers(trainer.model)]

@@ -226,7 +226,7 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
     logging.info("started from %s at step %d (optimizer state reset)", config.init_weights, trainer.step)
 
 
-def _build_trainer(config, strategy, patches, checkpoint_dir):
+def build_trainer(config, strategy, patches, checkpoint_dir):
     """The model, optimizer and Trainer under the strategy's scope; the full and the core checkpoint."""
     with strategy.scope():
         model = build_vdsr(
@@ -284,7 +284,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     os.makedirs(checkpoint_dir, exist_ok=True)
     for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
         remove_leftovers(folder)
-    trainer, checkpoint, core = _build_trainer(config, strategy, patches, checkpoint_dir)
+    trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
     try:
         _restore(config, trainer, checkpoint, core, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
