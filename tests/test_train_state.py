@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import shutil
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from vdsr_tf.model import read_weights
+from vdsr_tf.record import RECORD_NAME, load_record
 from vdsr_tf.train import TrainConfig, train
 
 
@@ -195,3 +197,15 @@ def test_the_rewritten_state_index_lists_the_intact_states_and_old_ones_are_stil
         "['ckpt-4', 'ckpt-5']",
     ]
     assert "deprecated" not in result.stderr
+
+
+def test_a_resume_logs_a_changed_clip_and_bias_learning_rate(tmp_path, caplog):
+    path = tmp_path / RECORD_NAME
+    saved = {"precision": "float32", "clip": "value", "bias_lr_scale": 1.0}
+    path.write_text(json.dumps({"steps": 500, "config": saved}))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        record = load_record([str(path)], 500, {**saved, "clip": "norm", "bias_lr_scale": 0.1})
+    assert record["config"]["bias_lr_scale"] == 0.1
+    assert "clip changes from value to norm at step 500" in caplog.text
+    assert "bias_lr_scale changes from 1.0 to 0.1 at step 500" in caplog.text
+    assert "precision changes" not in caplog.text

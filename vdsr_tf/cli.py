@@ -121,7 +121,10 @@ flags.DEFINE_enum(
     "at 1e-3 it killed 82% of layers 10-19; it trains at 1e-4), global_norm (all gradients' norm). docs/training.md.",
 )
 flags.DEFINE_float(
-    "bias_lr_scale", 1.0, "Multiplies the biases' updates (Caffe's and MatConvNet's VDSR use 0.1; 1 = off)."
+    "bias_lr_scale",
+    0.1,
+    "Multiplies the biases' updates: 0.1 as Caffe's and MatConvNet's VDSR (the default: under the clip every bias "
+    "vector moves theta a step; at 0.1 the design card's command had 3% lower training loss at step 500); 1 = off.",
 )
 flags.DEFINE_bool(
     "restart",

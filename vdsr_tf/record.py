@@ -65,7 +65,7 @@ def load_record(paths: list[str], step: int, config: dict) -> dict:
     record["training_loss"] = [row for row in record["training_loss"] if row["step"] <= step]
     record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
     previous = record.get("config") or {}
-    for key, default in (("precision", "float32"), ("clip", "value")):
+    for key, default in (("precision", "float32"), ("clip", "value"), ("bias_lr_scale", 1.0)):
         if step and previous.get(key, default) != config[key]:
             logging.info("%s changes from %s to %s at step %d", key, previous.get(key, default), config[key], step)
     record["config"] = config

@@ -63,7 +63,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1e-3
     clip: str = "norm"
-    bias_lr_scale: float = 1.0
+    bias_lr_scale: float = 0.1
     max_steps: int = 0
     validate_every: int = 0
     save_every_minutes: float = 5.0
