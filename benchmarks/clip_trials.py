@@ -3,7 +3,6 @@
     python benchmarks/clip_trials.py --train_h5=data/train.h5 --steps=300 --out=runs/clip_trials
     python benchmarks/clip_trials.py --measure=runs/design_card,runs/design_card_bias01   # finished runs
 
-
 Each variant trains `--steps` steps with the paper's settings (lr 0.1, SGD
 momentum 0.9, weight decay 1e-4, batch 64) and theta = `--grad_clip`, in epochs
 of 100 steps, and is then measured on a fixed batch of training patches: the
