@@ -348,6 +348,8 @@ def test_command_line_ctrl_c(tmp_path, checkpoint_dir):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        # A shell's background job inherits SIGINT ignored; a terminal's Ctrl-C finds the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     while not (out / "a_x4.png").exists() and process.poll() is None and time.monotonic() < deadline:
