@@ -21,7 +21,7 @@ from absl import app, flags
 
 from vdsr_tf.atomic import write_json
 from vdsr_tf.data import TrainingPatches, batch_indices
-from vdsr_tf.evaluate import dataset_paths
+from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import conv_layers, load_vdsr
 from vdsr_tf.paths import default_data_dir
 from vdsr_tf.record import RECORD_NAME, read_record

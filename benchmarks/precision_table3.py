@@ -10,7 +10,8 @@ the seconds per image of each. `--results_json` keeps the rows.
 from absl import app, flags
 
 from vdsr_tf.atomic import write_json
-from vdsr_tf.evaluate import dataset_paths, evaluate_images, prepare_test_images
+from vdsr_tf.evaluate import evaluate_images, prepare_test_images
+from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import load_vdsr, make_predictor
 from vdsr_tf.paths import default_data_dir
 

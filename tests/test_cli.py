@@ -159,6 +159,30 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
     assert "--import_matconvnet=VDSR_Official.mat" in line
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scales=1"], "--scales: every scale must be an integer of at least 2"),
+        (["--input=/nonexistent/photo.png"], "--input: nothing at /nonexistent/photo.png"),
+        (["--input=x.png", "--scale=1"], "--scale must lie in (1, 8]"),
+        (
+            ["--checkpoint_dir=/nonexistent", "--input=data/datasets/test/Set5/bird.png"],
+            "--checkpoint_dir: no checkpoint /nonexistent/vdsr.h5",
+        ),
+        (["--average_weights=/nonexistent/*.h5"], "--average_weights: no file matches"),
+    ],
+)
+def test_a_flag_error_is_said_before_tensorflow_loads(flags, message):
+    # The vdsr command in-process, then whether TensorFlow was imported: its start-up would cost seconds.
+    code = (
+        "import sys\nfrom vdsr_tf.cli import run\ntry:\n    run()\n"
+        "except SystemExit as stop:\n    print(stop.code, file=sys.stderr)\n    print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, *flags], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert message in last_line(result)
+    assert result.stdout.strip() == "False"
+
+
 def test_console_script_and_main_py_run_the_same_function():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:

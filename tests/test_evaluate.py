@@ -5,7 +5,8 @@ import pytest
 from helpers import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
 from PIL import Image
 
-from vdsr_tf.evaluate import dataset_paths, evaluate, format_table
+from vdsr_tf.evaluate import evaluate, format_table
+from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import build_vdsr, conv_layers, set_conv_weights
 from vdsr_tf.official_weights import read_matconvnet
 

@@ -232,6 +232,7 @@ def _test_datasets(data_dir: str) -> list[str]:
 
 def _precision(default: str) -> str:
     """--precision (or `default` when not given) resolved for this machine, and said in the log."""
+    _import_tensorflow()
     from vdsr_tf.precision import gpu_bf16, native_bf16, resolve_precision
 
     precision, why = resolve_precision(FLAGS.precision or default, reason=native_bf16(gpu=gpu_bf16()))
@@ -257,6 +258,7 @@ def _refuse_to_replace_weights() -> None:
 
 def _write_weights(weights: list, *, source: str, residual: bool, metadata: dict) -> None:
     """Writes (kernel, bias) pairs as <checkpoint_dir>/vdsr.h5, checked against the network they describe."""
+    _import_tensorflow()
     from vdsr_tf.model import build_vdsr, save_weights, set_conv_weights
 
     model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)
@@ -276,8 +278,6 @@ def run_import() -> None:
 
 
 def run_average() -> None:
-    from vdsr_tf.model import average_weights
-
     paths = []
     for pattern in FLAGS.average_weights:
         matches = sorted(glob.glob(pattern))
@@ -285,6 +285,9 @@ def run_average() -> None:
             raise UsageError(f"--average_weights: no file matches {pattern}")
         paths.extend(matches)
     _refuse_to_replace_weights()
+    _import_tensorflow()
+    from vdsr_tf.model import average_weights
+
     weights, attributes = average_weights(paths)
     metadata = {key: attributes[-1][key] for key in ("source", "train_h5") if key in attributes[-1]}
     steps = [int(file_attributes["step"]) for file_attributes in attributes if "step" in file_attributes]
@@ -296,7 +299,7 @@ def run_average() -> None:
 
 def run_evaluation() -> None:
     from vdsr_tf.atomic import write_json
-    from vdsr_tf.evaluate import dataset_paths, evaluate, format_table
+    from vdsr_tf.images import dataset_paths
 
     scales = _scales(FLAGS.scales)
     data_dir = _data_dir()
@@ -306,7 +309,9 @@ def run_evaluation() -> None:
     _writable_file(FLAGS.results_json, "--results_json")
     if FLAGS.save_images:
         _writable_folder(FLAGS.save_images, "--save_images")
-    model, attributes = _load_checkpoint(_precision("float32"))
+    model, attributes = _load_checkpoint("float32")
+    from vdsr_tf.evaluate import evaluate, format_table
+
     logging.info(
         "evaluating %s (%s, step %s)", _weights_to_read(), attributes.get("source", "?"), attributes.get("step", "-")
     )
@@ -316,9 +321,9 @@ def run_evaluation() -> None:
         write_json(FLAGS.results_json, rows)
 
 
-def _load_checkpoint(precision: str):
-    from vdsr_tf.model import load_vdsr
-
+def _load_checkpoint(default_precision: str | None):
+    """The checkpoint's model in --precision, `default_precision` when it is not given; None: float32 whatever
+    the flag says, for a mode that reads the weights alone. A missing file is said before TensorFlow loads."""
     path = _weights_to_read()
     if not os.path.isfile(path):
         raise UsageError(
@@ -327,6 +332,10 @@ def _load_checkpoint(precision: str):
             "authors' (Kim, Lee, Lee, CVPR 2016): VDSR_Official.mat from https://cv.snu.ac.kr/research/VDSR/, then "
             "--import_matconvnet=VDSR_Official.mat"
         )
+    precision = "float32" if default_precision is None else _precision(default_precision)
+    _import_tensorflow()
+    from vdsr_tf.model import load_vdsr
+
     return load_vdsr(path, expected_depth=FLAGS.depth, precision=precision)
 
 
@@ -359,15 +368,16 @@ def _check_tile_and_quality() -> None:
 
 def run_enlarge() -> int:
     from vdsr_tf.infer import Tally, check_scale, enlarge_files, expand_inputs, missing_folders, remove_empty_folders
-    from vdsr_tf.model import conv_layers, make_predictor
 
     scale = check_scale(FLAGS.scale)
     _check_tile_and_quality()
     paths = expand_inputs(FLAGS.input)
     tally, created = Tally(), missing_folders(FLAGS.output)
     try:
-        model, _ = _load_checkpoint(_precision("auto"))
         _writable_folder(FLAGS.output, "--output")
+        model, _ = _load_checkpoint("auto")
+        from vdsr_tf.model import conv_layers, make_predictor
+
         enlarge_files(
             paths,
             out_dir=FLAGS.output,
@@ -404,14 +414,15 @@ def run_serve() -> int:
     import numpy as np
 
     from vdsr_tf.infer import check_scale
-    from vdsr_tf.model import conv_layers, make_predictor
     from vdsr_tf.web import create_app, serve
 
     _check_tile_and_quality()
     scale = check_scale(FLAGS.scale)
     if not 0 <= FLAGS.port <= 65535:
         raise UsageError(f"--port must lie in [0, 65535], got {FLAGS.port}")
-    model, _ = _load_checkpoint(_precision("auto"))
+    model, _ = _load_checkpoint("auto")
+    from vdsr_tf.model import conv_layers, make_predictor
+
     predict = make_predictor(model)
     predict(np.zeros((64, 64), np.float32))  # the one trace, done before the first photo rather than during it
     app = create_app(
@@ -439,19 +450,20 @@ def listen_error(error: OSError, host: str, port: int) -> str:
 
 
 def run_export() -> None:
-    from vdsr_tf.export import export_saved_model
-
-    model, _ = _load_checkpoint(_precision("float32"))
     if os.path.isfile(FLAGS.export_saved_model):
         raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is a file; the SavedModel is a folder")
     if os.path.exists(FLAGS.export_saved_model) and os.listdir(FLAGS.export_saved_model) and not FLAGS.overwrite:
         raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is not empty (use --overwrite)")
+    model, _ = _load_checkpoint("float32")
+    from vdsr_tf.export import export_saved_model
+
     export_saved_model(model, FLAGS.export_saved_model)
     logging.info("wrote the SavedModel to %s", FLAGS.export_saved_model)
 
 
 def run_training() -> None:
-    from vdsr_tf.evaluate import dataset_paths
+    _import_tensorflow()
+    from vdsr_tf.images import dataset_paths
     from vdsr_tf.train import TrainConfig, train
 
     config = TrainConfig(
@@ -491,7 +503,6 @@ def run_training() -> None:
 
 
 def run_export_onnx() -> None:
-    from vdsr_tf.model import conv_layers
     from vdsr_tf.onnx_export import vdsr_onnx, write_onnx
 
     path = FLAGS.export_onnx
@@ -499,7 +510,9 @@ def run_export_onnx() -> None:
         raise UsageError(f"--export_onnx: {path} is a folder; give a file name, say {os.path.join(path, 'vdsr.onnx')}")
     if os.path.exists(path) and not FLAGS.overwrite:
         raise UsageError(f"--export_onnx: {path} exists (use --overwrite to replace it)")
-    model, attributes = _load_checkpoint("float32")
+    model, attributes = _load_checkpoint(None)
+    from vdsr_tf.model import conv_layers
+
     metadata = {key: attributes[key] for key in ("source", "step") if key in attributes}
     weights = [layer.get_weights() for layer in conv_layers(model)]
     onnx_model = vdsr_onnx(weights, residual=bool(attributes["residual"]), metadata=metadata)
@@ -574,10 +587,15 @@ def _quiet_output() -> None:
 def _import_tensorflow() -> None:
     """Imports TensorFlow without the start-up lines TF_CPP_MIN_LOG_LEVEL asks to hide.
 
+    Each mode calls it once its own flags are checked, before its first module that imports TensorFlow,
+    so that a mistyped flag is answered at once rather than after TensorFlow's seconds of start-up.
+
     TensorFlow 2.21 prints its oneDNN notice (an INFO line, twice) through absl before that level
     applies, so the level alone cannot hide it: the import runs with file descriptor 2 in a temporary
     file, whose lines are copied back to stderr except those of the levels hidden.
     """
+    if "tensorflow" in sys.modules:
+        return
     level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
     hidden = "IWEF"[: int(level)] if level in ("1", "2", "3") else ""
     if not hidden:
@@ -612,7 +630,6 @@ def main(argv):
             raise UsageError("--log_dir: the TensorBoard folder is --tensorboard_dir (--log_dir is absl's, unused)")
         _check_mode_flags()
         prefer_bfc_allocator()
-        _import_tensorflow()
         for name, run_mode in MODES.items():
             if FLAGS[name].value:
                 return run_mode()

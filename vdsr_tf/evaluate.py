@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vdsr_tf.color import rgb_to_y
-from vdsr_tf.images import bicubic_degrade, list_images, modcrop, read_image, write_picture
+from vdsr_tf.images import bicubic_degrade, dataset_paths, modcrop, read_image, write_picture
 from vdsr_tf.metrics import psnr_y, ssim_y, to_uint8_range
 from vdsr_tf.model import make_predictor
 
@@ -64,21 +64,6 @@ def evaluate_images(
         "ssim": float(ssim),
         "seconds": float(np.mean(seconds)),
     }
-
-
-def dataset_paths(data_dir: str, dataset: str, *, flag: str = "--test_datasets") -> list[str]:
-    """The images of `<data_dir>/test/<dataset>`, sorted by name.
-
-    Raises:
-      ValueError: naming the folder, if it is missing or holds no image.
-    """
-    folder = os.path.join(data_dir, "test", dataset)
-    if not os.path.isdir(folder):
-        raise ValueError(f"{flag}: no folder {folder} for dataset '{dataset}'")
-    paths = list_images(folder)
-    if not paths:
-        raise ValueError(f"{flag}: {folder} holds no readable image")
-    return paths
 
 
 def evaluate(

@@ -31,6 +31,21 @@ def list_images(folder: str) -> list[str]:
     ]
 
 
+def dataset_paths(data_dir: str, dataset: str, *, flag: str = "--test_datasets") -> list[str]:
+    """The images of `<data_dir>/test/<dataset>`, sorted by name.
+
+    Raises:
+      ValueError: naming the folder, if it is missing or holds no image.
+    """
+    folder = os.path.join(data_dir, "test", dataset)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag}: no folder {folder} for dataset '{dataset}'")
+    paths = list_images(folder)
+    if not paths:
+        raise ValueError(f"{flag}: {folder} holds no readable image")
+    return paths
+
+
 @dataclass(frozen=True)
 class Metadata:
     """What should survive an enlargement: EXIF (camera, date), the ICC colour profile, dots per inch.
