@@ -114,7 +114,8 @@ def test_non_finite_loss_stops_without_overwriting(tiny_training):
     train(dataclasses.replace(tiny_training, max_steps=2))
     good, _ = _weights(tiny_training)
     with h5py.File(tiny_training.train_h5, "a") as file:
-        file["label"][...] = np.nan
+        labels = file["label"]
+        labels[...] = np.full(labels.shape, np.nan, labels.dtype)  # a scalar would be broadcast chunk by chunk
     with pytest.raises(FloatingPointError, match="step 3"):
         train(dataclasses.replace(tiny_training, max_steps=2))
     after, attributes = _weights(tiny_training)
