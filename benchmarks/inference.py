@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import DTYPES, best_seconds, describe_machine, interleaved_rounds, write_results
+from peak import best_seconds, define_precisions_flag, describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import build_vdsr
 
@@ -25,7 +25,7 @@ flags.DEFINE_integer("size", 512, "Side of the square test image.")
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds (the median is reported).")
 flags.DEFINE_integer("repeats", 3, "Timed runs per variant and round (the best is kept).")
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
-flags.DEFINE_list("precisions", list(DTYPES), "Precisions to time (bfloat16 is emulated, slowly, without bf16 units).")
+define_precisions_flag("Precisions to time (bfloat16 is emulated, slowly, without bf16 units).")
 FLAGS = flags.FLAGS
 
 

@@ -11,6 +11,7 @@ import statistics
 import time
 
 import tensorflow as tf
+from absl import flags
 
 from vdsr_tf.atomic import write_json
 from vdsr_tf.precision import CPU_BF16_FLAGS, cpu_flags
@@ -73,6 +74,16 @@ def best_seconds(call, times: int) -> float:
 
 
 DTYPES = {"float32": tf.float32, "bfloat16": tf.bfloat16}
+
+
+def define_precisions_flag(help_text: str) -> None:
+    """--precisions, a comma-separated subset of DTYPES (all by default), checked when the flags are parsed."""
+    flags.DEFINE_list("precisions", list(DTYPES), help_text)
+    flags.register_validator(
+        "precisions",
+        lambda values: bool(values) and set(values) <= set(DTYPES),
+        message=f"give one or more of {', '.join(DTYPES)}, separated by commas",
+    )
 
 
 def interleaved_rounds(timers: dict, *, flop: float, rounds: int) -> list[dict]:

@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from peak import DTYPES, best_seconds, describe_machine, interleaved_rounds, write_results
+from peak import best_seconds, define_precisions_flag, describe_machine, interleaved_rounds, write_results
 
 from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr
 from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
@@ -30,7 +30,7 @@ STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
 flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")
 flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).")
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
-flags.DEFINE_list("precisions", list(DTYPES), "Precisions to time (bfloat16 is emulated without bf16 units).")
+define_precisions_flag("Precisions to time (bfloat16 is emulated without bf16 units).")
 FLAGS = flags.FLAGS
 
 
