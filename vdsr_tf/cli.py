@@ -332,9 +332,10 @@ def _load_checkpoint(default_precision: str | None):
             "authors' (Kim, Lee, Lee, CVPR 2016): VDSR_Official.mat from https://cv.snu.ac.kr/research/VDSR/, then "
             "--import_matconvnet=VDSR_Official.mat"
         )
-    precision = "float32" if default_precision is None else _precision(default_precision)
     _import_tensorflow()
     from vdsr_tf.model import load_vdsr
+
+    precision = "float32" if default_precision is None else _precision(default_precision)
 
     return load_vdsr(path, expected_depth=FLAGS.depth, precision=precision)
 
