@@ -20,12 +20,13 @@ import numpy as np
 from absl import app, flags
 
 from vdsr_tf.atomic import write_json
+from vdsr_tf.config import TrainConfig
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import conv_layers, load_vdsr
 from vdsr_tf.paths import default_data_dir
 from vdsr_tf.record import RECORD_NAME, read_record
-from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.train import train
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file.")
 flags.DEFINE_string("out", "runs/clip_trials", "Folder of the runs (one subfolder per variant) and results.json.")

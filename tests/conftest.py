@@ -43,9 +43,9 @@ def tiny_data_dir(tmp_path):
 @pytest.fixture
 def tiny_training(tiny_data_dir, tmp_path):
     """A TrainConfig of a depth-3 network on patches of the tiny data folder: 4 epochs of 3 steps."""
+    from vdsr_tf.config import TrainConfig
     from vdsr_tf.data import PatchSettings, generate_training_h5
     from vdsr_tf.images import list_images
-    from vdsr_tf.train import TrainConfig
 
     train_h5 = str(tmp_path / "train.h5")
     paths = list_images(str(tiny_data_dir / "train" / "T91"))

@@ -17,7 +17,8 @@ from vdsr_tf.train import train
 
 _WORKER = """
 import sys
-from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.config import TrainConfig
+from vdsr_tf.train import train
 train(TrainConfig(**eval(sys.argv[1])))
 """
 

@@ -133,7 +133,8 @@ _TWO_DEVICES = """
 import dataclasses, sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.config import TrainConfig
+from vdsr_tf.train import train
 from vdsr_tf.model import read_weights
 config = TrainConfig(**eval(sys.argv[1]))
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
+from vdsr_tf.config import TrainConfig
 from vdsr_tf.model import read_weights
 from vdsr_tf.record import RECORD_NAME, load_record
-from vdsr_tf.train import TrainConfig, train
+from vdsr_tf.train import train
 
 
 def _run(config, **changes):

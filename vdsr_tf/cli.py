@@ -10,6 +10,7 @@ vdsr --export_onnx=vdsr.onnx                        # ONNX (Y in, Y out)
 vdsr --export_saved_model=DIR                       # TF Serving model (RGB in, RGB out)
 """
 
+import dataclasses
 import errno
 import glob
 import logging as python_logging
@@ -463,9 +464,9 @@ def run_export() -> None:
 
 
 def run_training() -> None:
-    _import_tensorflow()
+    """The flags are checked (as a TrainConfig of float32) before TensorFlow loads; then the precision is resolved."""
+    from vdsr_tf.config import TrainConfig
     from vdsr_tf.images import dataset_paths
-    from vdsr_tf.train import TrainConfig, train
 
     config = TrainConfig(
         train_h5=FLAGS.train_h5,
@@ -493,13 +494,15 @@ def run_training() -> None:
         keep_epoch_weights=FLAGS.keep_epoch_weights,
         seed=FLAGS.seed,
         init_weights=FLAGS.init_weights,
-        precision=_precision("auto"),
     )
     if not os.path.isfile(FLAGS.train_h5):
         raise UsageError(
             f"--train_h5: no file {FLAGS.train_h5}; make it with "
             f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
         )
+    config = dataclasses.replace(config, precision=_precision("auto"))
+    from vdsr_tf.train import train
+
     train(config)
 
 

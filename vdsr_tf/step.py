@@ -26,16 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from vdsr_tf.config import CLIP_FORMS, OPTIMIZERS, require_choice
 from vdsr_tf.model import conv_layers
-
-OPTIMIZERS = ("sgd", "adam")
-CLIP_FORMS = ("value", "norm", "global_norm")
-
-
-def require_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
-    """Raises ValueError naming `--flag` and its choices when `value` is not one of them."""
-    if value not in choices:
-        raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value}")
 
 
 def learning_rate_at(step: int, *, base_lr: float, decay_steps: int, decay_factor: float) -> float:

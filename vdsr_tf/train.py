@@ -1,4 +1,4 @@
-"""The paper's training procedure (section 4.1): its configuration and the Trainer that runs it.
+"""The paper's training procedure (section 4.1): the Trainer that runs a `vdsr_tf.config.TrainConfig`.
 
 Learning rate 0.1, divided by 10 every 20 epochs for 80 epochs, SGD with
 momentum 0.9, weight decay 1e-4, batch 64; the step itself (loss, clip,
@@ -15,13 +15,14 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import tensorflow as tf
 from absl import logging
 
 from vdsr_tf import hooks as training_hooks
 from vdsr_tf.atomic import remove_leftovers
+from vdsr_tf.config import TrainConfig
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.distribute import default_strategy, distribute, is_chief
 from vdsr_tf.evaluate import prepare_test_images
@@ -29,76 +30,7 @@ from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr, read_weig
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
 from vdsr_tf.state import remove_partial_saves, restore_newest, saved_states, set_aside, state_dir
-from vdsr_tf.step import (
-    CLIP_FORMS,
-    OPTIMIZERS,
-    learning_rate_at,
-    make_optimizer,
-    make_train_step,
-    patch_loss,
-    require_choice,
-)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of a run, checked once here (ValueError naming the flag)."""
-
-    train_h5: str
-    checkpoint_dir: str
-    log_dir: str
-    validation_paths: tuple[str, ...]
-    validation_scales: tuple[int, ...] = (2, 3, 4)
-    depth: int = 20
-    width: int = 64
-    residual: bool = True
-    lr: float = 0.1
-    lr_decay_epochs: int = 20
-    lr_decay_factor: float = 0.1
-    epochs: int = 80
-    steps_per_epoch: int = 125
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    grad_clip: float = 1e-3
-    clip: str = "norm"
-    bias_lr_scale: float = 0.1
-    max_steps: int = 0
-    validate_every: int = 0
-    save_every_minutes: float = 5.0
-    keep_checkpoints: int = 3
-    keep_epoch_weights: bool = False
-    seed: int = 123
-    init_weights: str | None = None
-    precision: str = "float32"
-    restart: bool = False
-
-    def __post_init__(self):
-        for name in ("lr", "grad_clip", "bias_lr_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
-        for name in ("batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight_decay must not be negative, got {self.weight_decay}")
-        require_choice("optimizer", self.optimizer, OPTIMIZERS)
-        require_choice("clip", self.clip, CLIP_FORMS)
-        if self.precision not in ("float32", "bfloat16"):
-            raise ValueError(f"--precision must be float32 or bfloat16 here, got {self.precision}")
-        if os.path.exists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
-            raise ValueError(f"--checkpoint_dir: {self.checkpoint_dir} is a file, not a folder")
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
-
-    @property
-    def train_h5_name(self) -> str:
-        return os.path.basename(self.train_h5)
+from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patch_loss
 
 
 class Trainer:
