@@ -94,7 +94,10 @@ def test_import_of_a_non_vdsr_mat_writes_nothing(tmp_path):
     [
         (["--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
         (["--batch_size=0"], "--batch_size must be at least 1"),
-        (["--grad_clip=0"], "--grad_clip must be positive"),
+        (["--grad_clip=0"], "--grad_clip must be a positive number"),
+        (["--lr=inf"], "--lr must be a positive number, got inf"),
+        (["--weight_decay=nan"], "--weight_decay must be a number of at least 0, got nan"),
+        (["--max_steps=-1"], "--max_steps must be at least 0, got -1"),
     ],
 )
 def test_training_flag_errors(tmp_path, flags, message):

@@ -140,8 +140,12 @@ def test_bad_settings_name_their_flag(tiny_training, tmp_path):
         dataclasses.replace(tiny_training, checkpoint_dir=str(file))
     with pytest.raises(ValueError, match="--clip must be one of"):
         dataclasses.replace(tiny_training, clip="elementwise")
-    with pytest.raises(ValueError, match="--bias_lr_scale must be positive"):
+    with pytest.raises(ValueError, match="--bias_lr_scale must be a positive number"):
         dataclasses.replace(tiny_training, bias_lr_scale=0)
+    with pytest.raises(ValueError, match="--validate_every must be at least 0"):
+        dataclasses.replace(tiny_training, validate_every=-5)
+    with pytest.raises(ValueError, match="--save_every_minutes must be a number of at least 0"):
+        dataclasses.replace(tiny_training, save_every_minutes=float("inf"))
     assert isinstance(tiny_training, TrainConfig)
 
 

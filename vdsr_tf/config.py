@@ -1,5 +1,6 @@
 """Every setting of a training run, checked before TensorFlow loads, so that a mistyped flag is answered at once."""
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -49,15 +50,19 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("lr", "grad_clip", "bias_lr_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"--{name} must be a positive number, got {getattr(self, name)}")
+        for name in ("weight_decay", "save_every_minutes"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"--{name} must be a number of at least 0, got {getattr(self, name)}")
         for name in ("batch_size", "epochs", "steps_per_epoch", "lr_decay_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_steps", "validate_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be at least 0, got {getattr(self, name)}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight_decay must not be negative, got {self.weight_decay}")
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
         require_choice("clip", self.clip, CLIP_FORMS)
         if self.precision not in ("float32", "bfloat16"):
