@@ -264,6 +264,18 @@ def test_output_follows_input_format(tmp_path, predict):
     assert sorted(os.listdir(tmp_path / "p")) == ["a_x2.png", "b_x2.png"]
 
 
+def test_a_jpeg_with_an_appended_image_stays_jpeg(tmp_path, predict, caplog):
+    # Many phones append a gain or depth map to their JPEGs; Pillow reads such a file as MPO.
+    first, second = Image.fromarray(smooth_image((16, 16, 3))), Image.fromarray(smooth_image((8, 8, 3)))
+    first.save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=[second])
+    assert Image.open(tmp_path / "phone.jpg").format == "MPO"
+    paths = [str(tmp_path / "phone.jpg")]
+    tally = enlarge_files(paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert tally.written == [str(tmp_path / "o" / "phone_x2.jpg")]
+    assert Image.open(tally.written[0]).format == "JPEG"
+    assert "frames" not in caplog.text and "written as" not in caplog.text
+
+
 def test_bad_file_fails_others_finish_and_nothing_is_overwritten(tmp_path, predict):
     Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "good.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")

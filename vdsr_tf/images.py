@@ -123,6 +123,14 @@ def _is_deep(image: Image.Image, path: str) -> bool:
     return image.mode.startswith("I;16") or image.mode == "I" or _is_png16(image, path)
 
 
+def _format_and_frames(image: Image.Image) -> tuple[str, int]:
+    """Pillow's format name and frame count. A JPEG with images appended (Pillow's MPO: a phone's gain
+    or depth map, a camera's preview or second view) is the JPEG of its first image."""
+    if image.format == "MPO":
+        return "JPEG", 1
+    return image.format, getattr(image, "n_frames", 1)
+
+
 def probe_picture(path: str) -> tuple[str, bool]:
     """(Pillow's format name, whether the pixels are 16-bit), from the file's header alone.
 
@@ -130,7 +138,7 @@ def probe_picture(path: str) -> tuple[str, bool]:
       ImageReadError: naming the file, if it is missing or not an image.
     """
     with _opened(path) as image:
-        return image.format, _is_deep(image, path)
+        return _format_and_frames(image)[0], _is_deep(image, path)
 
 
 def upright_size(path: str) -> tuple[int, int]:
@@ -204,7 +212,7 @@ def read_picture(path: str) -> Picture:
         pixels = _read_png16(path) if _is_png16(image, path) else _pixels(image)
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
         metadata = _metadata(image, 1 if pixels.ndim == 2 else pixels.shape[2])
-        file_format, frames = image.format, getattr(image, "n_frames", 1)
+        file_format, frames = _format_and_frames(image)
         lossless = file_format == "WEBP" and _webp_lossless(path)
     if pixels.size == 0:
         raise ImageReadError(f"{path}: image has zero size")

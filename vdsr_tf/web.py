@@ -40,10 +40,9 @@ from werkzeug.serving import make_server
 from vdsr_tf.images import probe_picture, read_picture, upright_size, write_picture
 from vdsr_tf.infer import MAX_SCALE, check_scale, enlarge, enlarge_files, output_format, output_path
 
-# Pillow's format name -> the name the page shows. MPO is the JPEG of many cameras and phones.
+# Pillow's format name (`probe_picture`'s) -> the name the page shows.
 ACCEPTED_FORMATS = {
     "JPEG": "JPEG",
-    "MPO": "JPEG",
     "PNG": "PNG",
     "WEBP": "WebP",
     "TIFF": "TIFF",
