@@ -264,6 +264,20 @@ def test_output_follows_input_format(tmp_path, predict):
     assert sorted(os.listdir(tmp_path / "p")) == ["a_x2.png", "b_x2.png"]
 
 
+def test_two_inputs_with_one_output_name_fail_the_second(tmp_path, predict):
+    for name in ("IMG_1.jpeg", "IMG_1.jpg"):
+        Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / name)
+    paths = [str(tmp_path / "IMG_1.jpeg"), str(tmp_path / "IMG_1.jpg")]
+    for overwrite in (False, True):
+        tally = enlarge_files(
+            paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH, overwrite=overwrite
+        )
+        assert [path for path, _ in tally.failed] == [paths[1]]
+        assert f"is that of {paths[0]} too" in tally.failed[0][1]
+        assert len(tally.written) + len(tally.skipped) == 1
+    assert os.listdir(tmp_path / "o") == ["IMG_1_x2.jpg"]
+
+
 def test_a_jpeg_with_an_appended_image_stays_jpeg(tmp_path, predict, caplog):
     # Many phones append a gain or depth map to their JPEGs; Pillow reads such a file as MPO.
     first, second = Image.fromarray(smooth_image((16, 16, 3))), Image.fromarray(smooth_image((8, 8, 3)))

@@ -233,10 +233,15 @@ def enlarge_files(
     tally = Tally() if tally is None else tally
     for leftover in remove_leftovers(out_dir):
         logging.info("removed %s, left by an interrupted run", leftover)
+    claimed = {}  # destination -> the input it is for
     for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
         try:
             file_format, why = output_format(*probe_picture(path), requested_format)
             destination = output_path(path, out_dir, scale, file_format)
+            if claimed.setdefault(destination, path) != path:
+                raise ValueError(
+                    f"{path}: its output {destination} is that of {claimed[destination]} too; rename one of them"
+                )
             if os.path.exists(destination) and not overwrite:
                 logging.info("%s: skipped, %s exists (--overwrite replaces it)", path, destination)
                 tally.skipped.append(path)
