@@ -170,6 +170,10 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
             "--checkpoint_dir: no checkpoint /nonexistent/vdsr.h5",
         ),
         (["--average_weights=/nonexistent/*.h5"], "--average_weights: no file matches"),
+        (
+            ["--average_weights=checkpoints/vdsr.h5", "--checkpoint_dir=README.md"],
+            "--checkpoint_dir: README.md is a file, not a folder",
+        ),
         (["--is_train=True", "--lr=-1"], "--lr must be a positive number, got -1.0"),
         (["--is_train=True", "--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
     ],

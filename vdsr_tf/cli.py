@@ -253,6 +253,8 @@ def _weights_to_read() -> str:
 
 
 def _refuse_to_replace_weights() -> None:
+    if os.path.exists(FLAGS.checkpoint_dir) and not os.path.isdir(FLAGS.checkpoint_dir):
+        raise UsageError(f"--checkpoint_dir: {FLAGS.checkpoint_dir} is a file, not a folder")
     if os.path.exists(_weights_path()) and not FLAGS.overwrite:
         raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
 
