@@ -5,7 +5,7 @@ import pytest
 from helpers import OFFICIAL_WEIGHTS, SHARED_DATASETS, requires_shared
 from PIL import Image
 
-from vdsr_tf.evaluate import evaluate, format_table
+from vdsr_tf.evaluate import evaluate, format_table, prepare_test_images
 from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import build_vdsr, conv_layers, set_conv_weights
 from vdsr_tf.official_weights import read_matconvnet
@@ -55,3 +55,11 @@ def test_empty_dataset_is_named(tmp_path):
     (tmp_path / "test" / "Empty").mkdir(parents=True)
     with pytest.raises(ValueError, match="Empty holds no readable image"):
         dataset_paths(str(tmp_path), "Empty")
+
+
+def test_an_image_too_small_to_score_is_named(tmp_path):
+    path = str(tmp_path / "tiny.png")
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(path)
+    assert prepare_test_images([path], 2)[0].ground_truth.shape == (16, 16)  # 16 - 2 * 2 >= 11
+    with pytest.raises(ValueError, match=f"{path}: 15x15 is too small to score at x3"):
+        prepare_test_images([path], 3)  # modcrop to 15, shaved to 9

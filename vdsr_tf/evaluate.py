@@ -27,10 +27,21 @@ class TestImage:
 
 
 def prepare_test_images(paths: list[str], scale: int) -> list[TestImage]:
-    """Ground truth and network input for every image (the protocol's steps 1 to 3)."""
+    """Ground truth and network input for every image (the protocol's steps 1 to 3).
+
+    Raises:
+      ValueError: naming the file, for an image too small to score: SSIM's 11x11 window must fit
+        once `scale` pixels are shaved from every side.
+    """
     images = []
+    smallest = 2 * scale + 11
     for path in paths:
         ground_truth = rgb_to_y(modcrop(read_image(path), scale))
+        if min(ground_truth.shape) < smallest:
+            height, width = ground_truth.shape
+            raise ValueError(
+                f"{path}: {width}x{height} is too small to score at x{scale} (at least {smallest} px a side)"
+            )
         interpolated = bicubic_degrade(ground_truth / 255.0, scale).astype(np.float32)
         images.append(TestImage(os.path.splitext(os.path.basename(path))[0], ground_truth, interpolated))
     return images
