@@ -554,6 +554,8 @@ def _check_mode_flags() -> None:
 
 
 def _unexpected(arguments: list[str]) -> str:
+    if any(argument.startswith("\ufeff") for argument in arguments):
+        return "error: a --flagfile starts with a byte-order mark (an editor's 'UTF-8 with BOM'); save it as UTF-8"
     if len(arguments) > 1:
         return (
             f"error: unexpected arguments {' '.join(arguments)}; --input takes one file, folder or glob "
@@ -717,5 +719,9 @@ def run() -> None:
     elif "--version" in arguments or "-version" in arguments:
         print(f"vdsr {__version__}")
     else:
-        app.run(main)
+        try:
+            app.run(main)
+        except UnicodeDecodeError as error:  # absl reads a --flagfile before main runs
+            byte = error.object[error.start]
+            sys.exit(f"error: --flagfile: not UTF-8 text (byte {byte:#x} at position {error.start}); save it as UTF-8")
     sys.exit(0)
