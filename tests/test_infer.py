@@ -13,7 +13,7 @@ from helpers import ROOT, last_line, run_main
 from PIL import Image
 
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import matlab_cast, read_picture
+from vdsr_tf.images import matlab_cast, read_picture, write_picture
 from vdsr_tf.imresize import imresize
 from vdsr_tf.infer import Tally, _band_resizer, check_scale, enlarge, enlarge_files, predict_tiled
 from vdsr_tf.model import build_vdsr, conv_layers, make_predictor
@@ -276,6 +276,32 @@ def test_two_inputs_with_one_output_name_fail_the_second(tmp_path, predict):
         assert f"is that of {paths[0]} too" in tally.failed[0][1]
         assert len(tally.written) + len(tally.skipped) == 1
     assert os.listdir(tmp_path / "o") == ["IMG_1_x2.jpg"]
+
+
+def test_a_size_the_format_cannot_store_fails_before_the_work(tmp_path):
+    Image.fromarray(smooth_image((4, 8200, 3))).save(tmp_path / "wide.webp", lossless=True)
+
+    def predict(y):
+        raise AssertionError("the network ran")
+
+    paths = [str(tmp_path / "wide.webp")]
+    tally = enlarge_files(paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert "wide_x2.webp: 16400x8 is too large for WEBP (at most 16383 px a side)" in tally.failed[0][1]
+    with pytest.raises(ValueError, match="65501x1 is too large for JPEG"):
+        write_picture(np.zeros((1, 65501), np.uint8), str(tmp_path / "w.jpg"), "JPEG")
+    assert not os.path.exists(tmp_path / "o" / "wide_x2.webp") and not os.path.exists(tmp_path / "w.jpg")
+
+
+def test_running_out_of_memory_fails_the_file_alone(tmp_path):
+    Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "a.png")
+
+    def predict(y):
+        raise MemoryError
+
+    tally = enlarge_files(
+        [str(tmp_path / "a.png")], out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH
+    )
+    assert tally.failed == [(str(tmp_path / "a.png"), f"{tmp_path / 'a.png'}: not enough memory to enlarge it")]
 
 
 def test_a_jpeg_with_an_appended_image_stays_jpeg(tmp_path, predict, caplog):

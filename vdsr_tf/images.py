@@ -279,6 +279,20 @@ def _write_png16(pixels: np.ndarray, path: str, metadata: Metadata) -> None:
         writer.write(file, pixels.reshape(height, width * planes))
 
 
+# The largest side a format stores: JPEG's 16-bit size fields (libjpeg stops at 65,500), WebP's 14 bits.
+_LARGEST_SIDE = {"JPEG": 65500, "WEBP": 16383}
+
+
+def check_output_size(path: str, file_format: str, width: int, height: int) -> None:
+    """Raises ValueError naming `path` if `file_format` cannot store a picture of this size."""
+    largest = _LARGEST_SIDE.get(file_format)
+    if largest and max(width, height) > largest:
+        raise ValueError(
+            f"{path}: {width}x{height} is too large for {file_format} (at most {largest} px a side); "
+            "choose PNG or a smaller scale"
+        )
+
+
 def write_picture(
     pixels: np.ndarray,
     path: str,
@@ -297,6 +311,7 @@ def write_picture(
       ValueError: naming the file, if the format cannot hold the pixels or the file cannot be written.
     """
     metadata = metadata or Metadata()
+    check_output_size(path, file_format, pixels.shape[1], pixels.shape[0])
     if pixels.dtype == np.uint16 and file_format != "PNG":
         pixels = (pixels // 257).astype(np.uint8)
     if file_format == "JPEG" and pixels.ndim == 3 and pixels.shape[2] in (2, 4):

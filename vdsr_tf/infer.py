@@ -22,7 +22,15 @@ from tqdm import tqdm
 
 from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import list_images, matlab_cast, probe_picture, read_picture, write_picture
+from vdsr_tf.images import (
+    check_output_size,
+    list_images,
+    matlab_cast,
+    probe_picture,
+    read_picture,
+    upright_size,
+    write_picture,
+)
 from vdsr_tf.imresize import _contributions, imresize
 
 MAX_SCALE = 8.0
@@ -246,6 +254,8 @@ def enlarge_files(
                 logging.info("%s: skipped, %s exists (--overwrite replaces it)", path, destination)
                 tally.skipped.append(path)
                 continue
+            width, height = upright_size(path)
+            check_output_size(destination, file_format, math.ceil(width * scale), math.ceil(height * scale))
             picture = read_picture(path)
             if picture.frames > 1:
                 logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
@@ -257,9 +267,10 @@ def enlarge_files(
             )
             logging.info("wrote %s", destination)
             tally.written.append(destination)
-        except ValueError as error:
-            logging.error("%s", error)
-            tally.failed.append((path, str(error)))
+        except (ValueError, MemoryError) as error:
+            message = str(error) if isinstance(error, ValueError) else f"{path}: not enough memory to enlarge it"
+            logging.error("%s", message)
+            tally.failed.append((path, message))
     return tally
 
 
