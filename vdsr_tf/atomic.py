@@ -3,9 +3,11 @@
 import contextlib
 import json
 import os
+import re
 import tempfile
 
 TEMPORARY_PREFIX = ".tmp-"
+_WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing process's id follows the prefix
 
 
 @contextlib.contextmanager
@@ -17,7 +19,7 @@ def atomic_path(path: str, *, suffix: str = ""):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=suffix, dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", suffix=suffix, dir=directory)
     os.close(handle)
     try:
         yield temporary
@@ -36,12 +38,28 @@ def write_json(path: str, value) -> None:
             json.dump(value, file, indent=1)
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def remove_leftovers(directory: str) -> list[str]:
-    """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed."""
+    """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed.
+
+    A file of a process that is still running (a second run writing into the same folder) stays.
+    """
     removed = []
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
+            writer = _WRITER.match(name)
+            if writer and _running(int(writer.group(1))):
+                continue
             if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(path):
                 os.remove(path)
                 removed.append(path)

@@ -1,0 +1,35 @@
+import os
+import subprocess
+
+import pytest
+
+from vdsr_tf.atomic import atomic_path, remove_leftovers
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(str(path), suffix=".png") as temporary:
+            assert os.path.basename(temporary).startswith(f".tmp-{os.getpid()}-")
+            open(temporary, "wb").write(b"half")
+            raise RuntimeError
+    assert os.listdir(tmp_path) == ["out.png"] and path.read_bytes() == b"old"
+
+
+def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    names = {
+        f".tmp-{os.getpid()}-abc.png": True,  # a run writing here now
+        f".tmp-{ended.pid}-def.png": False,  # a killed run's
+        ".tmp-k1ll3d.h5": False,  # a name without a process id
+        "photo_x2.png": True,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    removed = remove_leftovers(str(tmp_path))
+    assert sorted(os.path.basename(path) for path in removed) == sorted(
+        name for name, stays in names.items() if not stays
+    )
+    assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
