@@ -82,6 +82,14 @@ def test_a_state_with_no_readable_checkpoint_is_refused_not_restarted(tiny_train
     assert len(kept) == 1 and "vdsr.h5" in _files(os.path.join(tiny_training.checkpoint_dir, kept[0]))
 
 
+def test_restart_from_the_folders_own_weights_reads_them_where_they_were_set_aside(tiny_training):
+    _run(tiny_training, max_steps=3)
+    own = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    record = _run(tiny_training, max_steps=2, restart=True, init_weights=own)
+    assert record["steps"] == 5 and _weights_step(tiny_training) == 5
+    assert [row["step"] for row in record["validation"]] == [0, 3, 5]  # the set-aside record carries on
+
+
 def test_a_folder_with_earlier_weights_but_no_state_keeps_them_aside(tiny_training):
     _run(tiny_training, max_steps=3)
     before = open(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), "rb").read()

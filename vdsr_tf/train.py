@@ -122,12 +122,19 @@ def _refuse_other_recipe(config, recipe: dict, checkpoint_dir: str) -> None:
             )
 
 
-def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
-    """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside."""
+def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
+    """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside.
+
+    Returns the weights file it started from, None if it resumed or started afresh: with --restart,
+    --init_weights=<checkpoint_dir>/vdsr.h5 is read where it was set aside.
+    """
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
+    init_weights = config.init_weights
     if config.restart:
-        set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
+        kept = set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
+        if kept and init_weights and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir):
+            init_weights = os.path.join(kept, os.path.basename(init_weights))
     if os.path.isdir(directory) and saved_states(directory):
         _refuse_other_recipe(config, recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME)), checkpoint_dir)
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
@@ -140,22 +147,23 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> None:
                 config.epochs,
                 config.total_steps,
             )
-        return
-    if not config.init_weights:
+        return None
+    if not init_weights:
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
-        return
-    weights, attributes = read_weights(config.init_weights)
+        return None
+    weights, attributes = read_weights(init_weights)
     start = int(attributes.get("step", 0))
     if start >= config.total_steps:
         raise ValueError(
-            f"--epochs={config.epochs} ends at step {config.total_steps}, but --init_weights={config.init_weights} "
+            f"--epochs={config.epochs} ends at step {config.total_steps}, but --init_weights={init_weights} "
             f"is at step {start}: nothing to train; raise --epochs past {start // config.steps_per_epoch}"
         )
-    set_conv_weights(trainer.model, weights, source=config.init_weights)
-    if os.path.abspath(os.path.dirname(config.init_weights)) != os.path.abspath(checkpoint_dir):
+    set_conv_weights(trainer.model, weights, source=init_weights)
+    if os.path.abspath(os.path.dirname(init_weights)) != os.path.abspath(checkpoint_dir):
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
     trainer.step_variable.assign(start)
-    logging.info("started from %s at step %d (optimizer state reset)", config.init_weights, trainer.step)
+    logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
+    return init_weights
 
 
 def build_trainer(config, strategy, patches, checkpoint_dir):
@@ -218,7 +226,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         remove_leftovers(folder)
     trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
     try:
-        _restore(config, trainer, checkpoint, core, checkpoint_dir)
+        started_from = _restore(config, trainer, checkpoint, core, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
         trainer.hooks = [
             training_hooks.StopSignal(),
@@ -229,8 +237,8 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
             training_hooks.Checkpointing(manager, every_minutes=config.save_every_minutes),
         ]
         record_sources = [os.path.join(checkpoint_dir, RECORD_NAME)]
-        if config.init_weights and not manager.latest_checkpoint:
-            record_sources.append(os.path.join(os.path.dirname(config.init_weights), RECORD_NAME))
+        if started_from:
+            record_sources.append(os.path.join(os.path.dirname(started_from), RECORD_NAME))
         record = load_record(record_sources, trainer.step, asdict(config))
         writer = tf.summary.create_file_writer(config.log_dir)
         record = trainer.run(record, writer)
