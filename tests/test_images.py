@@ -228,8 +228,11 @@ def test_unwritable_file_is_named(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_alpha_in_jpeg_names_the_formats_that_keep_it(tmp_path):
-    """The web page shows this message too, so it names formats, not a command-line flag."""
-    with pytest.raises(ValueError, match=r"out\.jpg: JPEG cannot store the alpha channel; choose PNG or WebP"):
-        write_picture(pattern((4, 6, 4)), str(tmp_path / "out.jpg"), "JPEG")
+@pytest.mark.parametrize("file_format, channels", [("JPEG", 4), ("BMP", 4), ("BMP", 2)])
+def test_alpha_in_jpeg_or_bmp_names_the_formats_that_keep_it(tmp_path, file_format, channels):
+    """The web page shows this message too, so it names formats, not a command-line flag. (Pillow writes
+    RGBA as BMP without its alpha, and cannot write gray with alpha at all.)"""
+    message = rf"out\.x: {file_format} cannot store the alpha channel; choose PNG or WebP"
+    with pytest.raises(ValueError, match=message):
+        write_picture(pattern((4, 6, channels)), str(tmp_path / "out.x"), file_format)
     assert os.listdir(tmp_path) == []

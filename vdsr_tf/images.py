@@ -314,8 +314,8 @@ def write_picture(
     check_output_size(path, file_format, pixels.shape[1], pixels.shape[0])
     if pixels.dtype == np.uint16 and file_format != "PNG":
         pixels = (pixels // 257).astype(np.uint8)
-    if file_format == "JPEG" and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
-        raise ValueError(f"{path}: JPEG cannot store the alpha channel; choose PNG or WebP")
+    if file_format in ("JPEG", "BMP") and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        raise ValueError(f"{path}: {file_format} cannot store the alpha channel; choose PNG or WebP")
     options = {key: getattr(metadata, key) for key in _CARRIED.get(file_format, ()) if getattr(metadata, key)}
     if file_format in ("JPEG", "WEBP"):
         options.update({"lossless": True} if file_format == "WEBP" and lossless else {"quality": quality})
