@@ -223,9 +223,11 @@ def test_interrupted_writes_leave_nothing(tmp_path, monkeypatch):
 
 
 def test_unwritable_file_is_named(tmp_path):
+    (tmp_path / "out.bmp").mkdir()  # a folder of that name, not empty
+    (tmp_path / "out.bmp" / "keep").write_text("x")
     with pytest.raises(ValueError, match=r"out\.bmp: cannot write it"):
-        write_picture(pattern((4, 6, 2)), str(tmp_path / "out.bmp"), "BMP")  # BMP has no gray + alpha
-    assert os.listdir(tmp_path) == []
+        write_picture(pattern((4, 6, 3)), str(tmp_path / "out.bmp"), "BMP")
+    assert os.listdir(tmp_path) == ["out.bmp"] and os.listdir(tmp_path / "out.bmp") == ["keep"]
 
 
 @pytest.mark.parametrize("file_format, channels", [("JPEG", 4), ("BMP", 4), ("BMP", 2)])

@@ -290,6 +290,12 @@ def test_a_size_the_format_cannot_store_fails_before_the_work(tmp_path):
     with pytest.raises(ValueError, match="65501x1 is too large for JPEG"):
         write_picture(np.zeros((1, 65501), np.uint8), str(tmp_path / "w.jpg"), "JPEG")
     assert not os.path.exists(tmp_path / "o" / "wide_x2.webp") and not os.path.exists(tmp_path / "w.jpg")
+    Image.fromarray(smooth_image((16, 16, 4))).save(tmp_path / "alpha.png")
+    paths = [str(tmp_path / "alpha.png")]
+    tally = enlarge_files(
+        paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="jpeg"
+    )
+    assert "alpha_x2.jpg: JPEG cannot store the alpha channel" in tally.failed[0][1]
 
 
 def test_running_out_of_memory_fails_the_file_alone(tmp_path):

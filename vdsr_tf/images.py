@@ -283,14 +283,20 @@ def _write_png16(pixels: np.ndarray, path: str, metadata: Metadata) -> None:
 _LARGEST_SIDE = {"JPEG": 65500, "WEBP": 16383}
 
 
-def check_output_size(path: str, file_format: str, width: int, height: int) -> None:
-    """Raises ValueError naming `path` if `file_format` cannot store a picture of this size."""
+def check_storable(path: str, file_format: str, shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming `path` if `file_format` cannot store pixels of `shape` (see `Picture`).
+
+    Pillow writes RGBA as BMP without its alpha and cannot write gray with alpha as BMP at all.
+    """
+    height, width = shape[:2]
     largest = _LARGEST_SIDE.get(file_format)
     if largest and max(width, height) > largest:
         raise ValueError(
             f"{path}: {width}x{height} is too large for {file_format} (at most {largest} px a side); "
             "choose PNG or a smaller scale"
         )
+    if file_format in ("JPEG", "BMP") and len(shape) == 3 and shape[2] in (2, 4):
+        raise ValueError(f"{path}: {file_format} cannot store the alpha channel; choose PNG or WebP")
 
 
 def write_picture(
@@ -311,11 +317,9 @@ def write_picture(
       ValueError: naming the file, if the format cannot hold the pixels or the file cannot be written.
     """
     metadata = metadata or Metadata()
-    check_output_size(path, file_format, pixels.shape[1], pixels.shape[0])
+    check_storable(path, file_format, pixels.shape)
     if pixels.dtype == np.uint16 and file_format != "PNG":
         pixels = (pixels // 257).astype(np.uint8)
-    if file_format in ("JPEG", "BMP") and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
-        raise ValueError(f"{path}: {file_format} cannot store the alpha channel; choose PNG or WebP")
     options = {key: getattr(metadata, key) for key in _CARRIED.get(file_format, ()) if getattr(metadata, key)}
     if file_format in ("JPEG", "WEBP"):
         options.update({"lossless": True} if file_format == "WEBP" and lossless else {"quality": quality})

@@ -22,15 +22,7 @@ from tqdm import tqdm
 
 from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import (
-    check_output_size,
-    list_images,
-    matlab_cast,
-    probe_picture,
-    read_picture,
-    upright_size,
-    write_picture,
-)
+from vdsr_tf.images import check_storable, list_images, matlab_cast, probe_picture, read_picture, write_picture
 from vdsr_tf.imresize import _contributions, imresize
 
 MAX_SCALE = 8.0
@@ -254,9 +246,9 @@ def enlarge_files(
                 logging.info("%s: skipped, %s exists (--overwrite replaces it)", path, destination)
                 tally.skipped.append(path)
                 continue
-            width, height = upright_size(path)
-            check_output_size(destination, file_format, math.ceil(width * scale), math.ceil(height * scale))
             picture = read_picture(path)
+            height, width, *channels = picture.pixels.shape
+            check_storable(destination, file_format, (math.ceil(height * scale), math.ceil(width * scale), *channels))
             if picture.frames > 1:
                 logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
             if why:
