@@ -61,6 +61,10 @@ def test_bad_setting(tiny_data_dir, tmp_path):
     [
         ("--scales=2,x", "error: --scales must be whole numbers, got 2,x"),
         ("--stride=0", "error: --stride must be positive, got 0"),
+        ("--scales=2,256", "error: --scales must be integers from 2 to 255, got (2, 256)"),
+        ("--workers=0", "error: --workers must be at least 1, got 0"),
+        ("--seed=-1", "error: --seed must be at least 0, got -1"),
+        ("--max_images=-1", "error: --max_images must be at least 0, got -1"),
     ],
 )
 def test_a_bad_number_names_its_flag(tiny_data_dir, tmp_path, flag, message):
@@ -76,3 +80,18 @@ def test_an_output_in_a_folder_that_cannot_exist_is_one_line_error(tiny_data_dir
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and str(blocker) in last
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tiny_data_dir, tmp_path):
+    output = tmp_path / "train.h5"
+    output.write_bytes(b"a training run's patches")
+    flags = (f"--data_dir={tiny_data_dir}", "--train_sets=T91", "--patch_size=21", f"--output={output}")
+    result = run_script(*flags)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and last == f"error: --output: {output} exists (use --overwrite to replace it)"
+    assert output.read_bytes() == b"a training run's patches"
+    assert run_script(*flags, "--overwrite").returncode == 0
+    with h5py.File(output, "r") as file:
+        assert file.attrs["images"] == 3
+    result = run_script(*flags[:-1], f"--output={tmp_path}")
+    assert result.returncode == 1 and f"--output: {tmp_path} is a folder" in result.stderr.strip().splitlines()[-1]

@@ -10,6 +10,7 @@ float32 in [0, 1].
 
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 
 import h5py
@@ -36,8 +37,8 @@ class PatchSettings:
     stride: int = 41
 
     def __post_init__(self):
-        if not self.scales or min(self.scales) < 2:
-            raise ValueError(f"--scales must be integers of at least 2, got {self.scales}")
+        if not self.scales or min(self.scales) < 2 or max(self.scales) > 255:  # stored as uint8
+            raise ValueError(f"--scales must be integers from 2 to 255, got {self.scales}")
         if any(rotation % 90 for rotation in self.rotations) or not self.rotations:
             raise ValueError(f"--rotations must be multiples of 90 degrees, got {self.rotations}")
         if not self.flips or any(flip not in FLIPS for flip in self.flips):
@@ -179,7 +180,8 @@ def generate_training_h5(
       ValueError: if no image is readable or no image yields a patch.
     """
     readable, skipped, counts = [], [], []
-    with multiprocessing.Pool(workers) as pool:
+    # The workers ignore SIGINT: Ctrl-C reaches this process, which stops them, without a traceback from each.
+    with multiprocessing.Pool(workers, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         for path, result in pool.imap(_read_for_generation, image_paths):
             if isinstance(result, ImageReadError):
                 logging.warning("skipping %s", result)

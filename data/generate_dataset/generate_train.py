@@ -29,6 +29,9 @@ flags.DEFINE_integer("stride", 41, "Stride between patches.")
 flags.DEFINE_integer("seed", 123, "Seed of the patch shuffle.")
 flags.DEFINE_integer("max_images", 0, "Use only the first N images (0: all), for quick runs.")
 flags.DEFINE_integer("workers", 2, "Worker processes.")
+flags.DEFINE_bool(
+    "overwrite", False, "Replace an existing --output (a training run's patches: resuming needs the same)."
+)
 FLAGS = flags.FLAGS
 
 
@@ -40,10 +43,21 @@ def _numbers(flag: str, kind: type) -> tuple:
         raise ValueError(f"--{flag} must be {what}, got {','.join(FLAGS[flag].value)}") from None
 
 
+def _check_run_flags() -> None:
+    for flag, least in (("workers", 1), ("seed", 0), ("max_images", 0)):
+        if FLAGS[flag].value < least:
+            raise ValueError(f"--{flag} must be at least {least}, got {FLAGS[flag].value}")
+    if os.path.isdir(FLAGS.output):
+        raise ValueError(f"--output: {FLAGS.output} is a folder; give a file name, say {FLAGS.output}/train.h5")
+    if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+        raise ValueError(f"--output: {FLAGS.output} exists (use --overwrite to replace it)")
+
+
 def main(argv):
     del argv
     data_dir = FLAGS.data_dir or default_data_dir()
     try:
+        _check_run_flags()
         settings = PatchSettings(
             scales=_numbers("scales", int),
             rotations=_numbers("rotations", int),
