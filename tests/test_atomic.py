@@ -23,11 +23,15 @@ def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
     names = {
         f".tmp-{os.getpid()}-abc.png": True,  # a run writing here now
         f".tmp-{ended.pid}-def.png": False,  # a killed run's
+        f".tmp-{os.getpid()}-old.png": False,  # a killed run's whose id this process has now
+        ".tmp-99999999999999999999-x.png": False,  # no process has such an id
+        ".tmp-0-x.png": False,
         ".tmp-k1ll3d.h5": False,  # a name without a process id
         "photo_x2.png": True,
     }
     for name in names:
         (tmp_path / name).write_bytes(b"x")
+    os.utime(tmp_path / f".tmp-{os.getpid()}-old.png", (0, 0))
     removed = remove_leftovers(str(tmp_path))
     assert sorted(os.path.basename(path) for path in removed) == sorted(
         name for name, stays in names.items() if not stays

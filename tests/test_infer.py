@@ -310,6 +310,22 @@ def test_running_out_of_memory_fails_the_file_alone(tmp_path):
     assert tally.failed == [(str(tmp_path / "a.png"), f"{tmp_path / 'a.png'}: not enough memory to enlarge it")]
 
 
+def test_tensorflows_out_of_memory_error_reaches_the_caller_as_memory_error():
+    import keras
+    import tensorflow as tf
+
+    class OutOfMemory(keras.layers.Layer):
+        def compute_output_spec(self, inputs):
+            return keras.KerasTensor(inputs.shape, inputs.dtype)
+
+        def call(self, inputs):
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    inputs = keras.Input((None, None, 1))
+    with pytest.raises(MemoryError):
+        make_predictor(keras.Model(inputs, OutOfMemory()(inputs)))(np.zeros((8, 8), np.float32))
+
+
 def test_a_jpeg_with_an_appended_image_stays_jpeg(tmp_path, predict, caplog):
     # Many phones append a gain or depth map to their JPEGs; Pillow reads such a file as MPO.
     first, second = Image.fromarray(smooth_image((16, 16, 3))), Image.fromarray(smooth_image((8, 8, 3)))

@@ -5,9 +5,11 @@ import json
 import os
 import re
 import tempfile
+import time
 
 TEMPORARY_PREFIX = ".tmp-"
 _WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing process's id follows the prefix
+_IMPORTED = time.time()  # files of this process's id from before it are a killed predecessor's (a container's pid 1)
 
 
 @contextlib.contextmanager
@@ -38,10 +40,16 @@ def write_json(path: str, value) -> None:
             json.dump(value, file, indent=1)
 
 
-def _running(pid: int) -> bool:
+def _written_by_a_running_process(path: str, pid: int) -> bool:
+    if pid == os.getpid():
+        return os.path.getmtime(path) >= _IMPORTED
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # where os.kill would terminate it
+        return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # another user's process
         return True
@@ -51,16 +59,17 @@ def _running(pid: int) -> bool:
 def remove_leftovers(directory: str) -> list[str]:
     """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed.
 
-    A file of a process that is still running (a second run writing into the same folder) stays.
+    A file of a process that is still running (a second run writing into the same folder) stays;
+    so does, until its id is free again, one of a killed process whose id a running one now has.
     """
     removed = []
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
-            writer = _WRITER.match(name)
-            if writer and _running(int(writer.group(1))):
+            if not name.startswith(TEMPORARY_PREFIX) or not os.path.isfile(path):
                 continue
-            if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(path):
+            writer = _WRITER.match(name)
+            if not writer or not _written_by_a_running_process(path, int(writer.group(1))):
                 os.remove(path)
                 removed.append(path)
     return removed

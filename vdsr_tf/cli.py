@@ -555,7 +555,7 @@ def _check_mode_flags() -> None:
 
 def _unexpected(arguments: list[str]) -> str:
     if any(argument.startswith("\ufeff") for argument in arguments):
-        return "error: a --flagfile starts with a byte-order mark (an editor's 'UTF-8 with BOM'); save it as UTF-8"
+        return "error: a --flagfile starts with a byte-order mark (an editor's 'UTF-8 with BOM'); save it without"
     if len(arguments) > 1:
         return (
             f"error: unexpected arguments {' '.join(arguments)}; --input takes one file, folder or glob "
@@ -719,9 +719,14 @@ def run() -> None:
     elif "--version" in arguments or "-version" in arguments:
         print(f"vdsr {__version__}")
     else:
-        try:
-            app.run(main)
-        except UnicodeDecodeError as error:  # absl reads a --flagfile before main runs
-            byte = error.object[error.start]
-            sys.exit(f"error: --flagfile: not UTF-8 text (byte {byte:#x} at position {error.start}); save it as UTF-8")
+        app.run(main, flags_parser=_parse_flags)
     sys.exit(0)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, which reads each --flagfile, with a line for one that is not UTF-8."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except UnicodeDecodeError:
+        files = [argument.split("=", 1)[1] for argument in argv if argument.startswith(("--flagfile=", "-flagfile="))]
+        sys.exit(f"error: --flagfile: {', '.join(files)} (or a file it reads) is not UTF-8 text; save it as UTF-8")

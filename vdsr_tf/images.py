@@ -132,7 +132,7 @@ def _format_and_frames(image: Image.Image) -> tuple[str, int]:
 
 
 def probe_picture(path: str) -> tuple[str, bool]:
-    """(Pillow's format name, whether the pixels are 16-bit), from the file's header alone.
+    """(Pillow's format name, JPEG for its MPO, whether the pixels are 16-bit), from the file's header alone.
 
     Raises:
       ImageReadError: naming the file, if it is missing or not an image.

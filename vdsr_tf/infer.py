@@ -126,6 +126,11 @@ def _to_pixels(planes: np.ndarray, like: np.ndarray) -> np.ndarray:
     return result[:, :, 0] if like.ndim == 2 else result
 
 
+def output_shape(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The enlarged (height, width): MATLAB's `imresize` size for a scale factor."""
+    return math.ceil(height * scale), math.ceil(width * scale)
+
+
 def enlarge(
     pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int, progress: str | None = None
 ) -> np.ndarray:
@@ -135,7 +140,7 @@ def enlarge(
     tiles, shown when there are several.
     """
     height, width = pixels.shape[:2]
-    out_shape = (math.ceil(height * scale), math.ceil(width * scale))
+    out_shape = output_shape(height, width, scale)
     out = np.empty(out_shape + pixels.shape[2:], pixels.dtype)
     resize = _band_resizer((height, width), out_shape)
     tiles = math.ceil(out_shape[0] / tile) * math.ceil(out_shape[1] / tile)
@@ -248,7 +253,7 @@ def enlarge_files(
                 continue
             picture = read_picture(path)
             height, width, *channels = picture.pixels.shape
-            check_storable(destination, file_format, (math.ceil(height * scale), math.ceil(width * scale), *channels))
+            check_storable(destination, file_format, (*output_shape(height, width, scale), *channels))
             if picture.frames > 1:
                 logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
             if why:

@@ -193,11 +193,18 @@ def set_conv_weights(model: keras.Model, weights, *, source: str) -> None:
 def make_predictor(model):
     """A compiled function: float32 HxW interpolated Y in [0, 1] -> HxW network output (not clipped).
 
-    One trace serves every image size.
+    One trace serves every image size. TensorFlow's out-of-memory error is raised as MemoryError,
+    which the callers (enlarging, the web page) report per file.
     """
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)], reduce_retracing=True)
     def predict(interpolated):
         return model(interpolated[None, :, :, None], training=False)[0, :, :, 0]
 
-    return lambda interpolated: predict(tf.constant(interpolated, tf.float32)).numpy()
+    def run(interpolated):
+        try:
+            return predict(tf.constant(interpolated, tf.float32)).numpy()
+        except tf.errors.ResourceExhaustedError:
+            raise MemoryError from None
+
+    return run

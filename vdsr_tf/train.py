@@ -134,7 +134,8 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     if config.restart:
         kept = set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
         if kept and init_weights and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir):
-            init_weights = os.path.join(kept, os.path.basename(init_weights))
+            moved = os.path.join(kept, os.path.basename(init_weights))
+            init_weights = moved if os.path.exists(moved) else init_weights
     if os.path.isdir(directory) and saved_states(directory):
         _refuse_other_recipe(config, recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME)), checkpoint_dir)
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None

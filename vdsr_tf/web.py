@@ -38,7 +38,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from vdsr_tf.images import probe_picture, read_picture, upright_size, write_picture
-from vdsr_tf.infer import MAX_SCALE, check_scale, enlarge, enlarge_files, output_format, output_path
+from vdsr_tf.infer import MAX_SCALE, check_scale, enlarge, enlarge_files, output_format, output_path, output_shape
 
 # Pillow's format name (`probe_picture`'s) -> the name the page shows.
 ACCEPTED_FORMATS = {
@@ -233,7 +233,7 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
     if input_format not in ACCEPTED_FORMATS:
         flask.abort(415, f"{name} is a {input_format} image; this page takes {', '.join(FORMAT_NAMES)}")
     width, height = upright_size(path)
-    out_width, out_height = math.ceil(width * scale), math.ceil(height * scale)
+    out_height, out_width = output_shape(height, width, scale)
     if out_width * out_height > limits.output_pixels:
         largest = math.floor(math.sqrt(limits.output_pixels / (width * height)) * 100) / 100
         advice = f"at most x{largest:g} for this photo" if largest > 1 else "this photo is too large to enlarge here"
@@ -298,7 +298,7 @@ def _enlarge_in_turn(service: Service, job: Job, path: str, scale: float, file_f
 def _enlarge_upload(service: Service, job: Job, path: str, name: str, scale: float, facts: dict) -> dict:
     """Enlarges the saved upload as `vdsr --input` would; the JSON the page gets back."""
     file_format, why = output_format(facts["format"], facts["deep"], service.requested_format)
-    out_height, out_width = math.ceil(facts["height"] * scale), math.ceil(facts["width"] * scale)
+    out_height, out_width = output_shape(facts["height"], facts["width"], scale)
     job.tiles = math.ceil(out_height / service.tile) * math.ceil(out_width / service.tile)
     result_id = uuid.uuid4().hex
     folder = os.path.join(service.folder, result_id)
