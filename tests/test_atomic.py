@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from vdsr_tf.atomic import atomic_path, remove_leftovers
+from vdsr_tf.atomic import atomic_folder, atomic_path, remove_leftovers
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -37,3 +37,20 @@ def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
         name for name, stays in names.items() if not stays
     )
     assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "saved"
+    target.mkdir()
+    (target / "old.pb").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(str(target)) as temporary:
+            open(os.path.join(temporary, "variables"), "w").write("half")
+            raise RuntimeError
+    assert os.listdir(tmp_path) == ["saved"] and os.listdir(target) == ["old.pb"]
+    with atomic_folder(str(target)) as temporary:
+        open(os.path.join(temporary, "new.pb"), "w").write("new")
+    assert os.listdir(tmp_path) == ["saved"] and os.listdir(target) == ["new.pb"]
+    with atomic_folder(str(tmp_path / "fresh")) as temporary:
+        open(os.path.join(temporary, "new.pb"), "w").write("new")
+    assert sorted(os.listdir(tmp_path)) == ["fresh", "saved"] and oct(os.stat(tmp_path / "fresh").st_mode)[-3:] == "755"

@@ -217,6 +217,12 @@ def test_output_too_large_gives_the_size_of_the_photo_as_shown(make_app, tmp_pat
     assert answer.status_code == 422 and answer.json["error"].startswith("camera.jpg at x2 would be 48x64,")
 
 
+def test_a_long_non_ascii_name_is_cut_to_what_a_file_system_holds(client):
+    answer = post(client, encoded(photo(seed=3)), "日" * 100 + ".png", scale="2")  # 300 bytes in UTF-8
+    assert answer.status_code == 200, answer.json
+    assert answer.json["name"] == "日" * 100 + "_x2.png"  # the download keeps the whole name
+
+
 def test_a_failed_write_names_the_photo_not_the_servers_folders(make_app):
     client = make_app(requested_format="jpeg").test_client()  # as `vdsr --serve --format=jpeg`
     answer = post(client, encoded(photo((24, 32, 4))), "logo.png")

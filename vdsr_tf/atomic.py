@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 
@@ -30,6 +31,32 @@ def atomic_path(path: str, *, suffix: str = ""):
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str):
+    """Yields a temporary folder beside `path`; puts it in place of `path` (replacing a folder there) if
+    the block succeeds. On any exception the temporary folder is removed and `path` is as it was."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", dir=parent)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o755)
+        if not os.path.isdir(path):
+            os.replace(temporary, path)
+            return
+        aside = tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", dir=parent)
+        os.replace(path, aside)  # onto the empty folder
+        try:
+            os.replace(temporary, path)
+        except BaseException:
+            os.replace(aside, path)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
         raise
 
 

@@ -461,7 +461,10 @@ def run_export() -> None:
     model, _ = _load_checkpoint("float32")
     from vdsr_tf.export import export_saved_model
 
-    export_saved_model(model, FLAGS.export_saved_model)
+    try:
+        export_saved_model(model, FLAGS.export_saved_model)
+    except OSError as error:
+        raise UsageError(f"--export_saved_model: cannot write {FLAGS.export_saved_model} ({error.strerror})") from None
     logging.info("wrote the SavedModel to %s", FLAGS.export_saved_model)
 
 

@@ -8,6 +8,7 @@ constants are theirs); tests/test_export.py checks the two paths agree.
 
 import tensorflow as tf
 
+from vdsr_tf.atomic import atomic_folder
 from vdsr_tf.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from vdsr_tf.imresize import KERNEL_WIDTH
 from vdsr_tf.infer import MAX_SCALE
@@ -82,6 +83,11 @@ class Enlarger(tf.Module):
 
 
 def export_saved_model(model, directory: str) -> None:
-    """Writes the SavedModel with the `serving_default` signature (image, scale) -> enlarged image."""
+    """Writes the SavedModel with the `serving_default` signature (image, scale) -> enlarged image.
+
+    It is written beside `directory` and then put in its place, so that a failure or Ctrl-C leaves
+    no half-written SavedModel, nor a mix with the one that was there.
+    """
     enlarger = Enlarger(model)
-    tf.saved_model.save(enlarger, directory, signatures={"serving_default": enlarger.serve})
+    with atomic_folder(directory) as temporary:
+        tf.saved_model.save(enlarger, temporary, signatures={"serving_default": enlarger.serve})

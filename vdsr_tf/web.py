@@ -215,7 +215,8 @@ def _display_name(filename: str) -> str:
 def _saved_upload(upload, folder: str, name: str, limits: Limits) -> str:
     """Saves the upload under the photo's own stem, so that `enlarge_files` logs 'wrote .../<stem>_x2.jpg'."""
     stem, extension = os.path.splitext(name)
-    stem = re.sub(r"[^\w-]+", "_", stem).strip("_")[:100] or "photo"
+    stem = re.sub(r"[^\w-]+", "_", stem).strip("_")
+    stem = stem.encode()[:100].decode(errors="ignore") or "photo"  # a file system holds 255 bytes a name
     extension = extension.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", extension.lower()) else ""
     path = os.path.join(folder, stem + extension)
     upload.save(path)
