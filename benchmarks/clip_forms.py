@@ -11,6 +11,8 @@ authors' MatConvNet) and summed over it (jangsoopark's `tf.nn.l2_loss`: 64x
 the gradient). Training data only.
 """
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -64,6 +66,13 @@ def tensor_table(grads, names, title):
 
 def main(argv):
     del argv
+    try:
+        print_tables()
+    except ValueError as error:  # a missing patch or weights file
+        sys.exit(f"error: {error}")
+
+
+def print_tables():
     patches = TrainingPatches(FLAGS.train_h5)
     inputs, labels = patches.batch(batch_indices(0, batch_size=FLAGS.batch_size, count=patches.count, seed=123))
     models = {"He initialisation": build_vdsr(seed=123), FLAGS.weights: load_vdsr(FLAGS.weights)[0]}

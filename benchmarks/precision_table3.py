@@ -7,6 +7,8 @@ once per precision; the table gives both PSNR / SSIM, their differences and
 the seconds per image of each. `--results_json` keeps the rows.
 """
 
+import sys
+
 from absl import app, flags
 
 from vdsr_tf.atomic import write_json
@@ -25,6 +27,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    try:
+        print_table()
+    except ValueError as error:  # a missing weights file or dataset, a bad scale
+        sys.exit(f"error: {error}")
+
+
+def print_table():
     predictors = {
         precision: make_predictor(load_vdsr(FLAGS.weights, precision=precision)[0])
         for precision in ("float32", "bfloat16")
