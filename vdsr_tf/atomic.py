@@ -13,6 +13,11 @@ _WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing pro
 _IMPORTED = time.time()  # files of this process's id from before it are a killed predecessor's (a container's pid 1)
 
 
+def _own_prefix() -> str:
+    """The start of this process's temporary names, which `remove_leftovers` reads back with `_WRITER`."""
+    return f"{TEMPORARY_PREFIX}{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, *, suffix: str = ""):
     """Yields a temporary path beside `path`; renames it into place if the block succeeds.
@@ -22,7 +27,7 @@ def atomic_path(path: str, *, suffix: str = ""):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", suffix=suffix, dir=directory)
+    handle, temporary = tempfile.mkstemp(prefix=_own_prefix(), suffix=suffix, dir=directory)
     os.close(handle)
     try:
         yield temporary
@@ -40,14 +45,14 @@ def atomic_folder(path: str):
     the block succeeds. On any exception the temporary folder is removed and `path` is as it was."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", dir=parent)
+    temporary = tempfile.mkdtemp(prefix=_own_prefix(), dir=parent)
     try:
         yield temporary
         os.chmod(temporary, 0o755)
         if not os.path.isdir(path):
             os.replace(temporary, path)
             return
-        aside = tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-", dir=parent)
+        aside = tempfile.mkdtemp(prefix=_own_prefix(), dir=parent)
         os.replace(path, aside)  # onto the empty folder
         try:
             os.replace(temporary, path)

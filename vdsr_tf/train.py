@@ -131,9 +131,10 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
     init_weights = config.init_weights
+    in_folder = bool(init_weights) and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir)
     if config.restart:
         kept = set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
-        if kept and init_weights and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir):
+        if kept and in_folder:
             moved = os.path.join(kept, os.path.basename(init_weights))
             init_weights = moved if os.path.exists(moved) else init_weights
     if os.path.isdir(directory) and saved_states(directory):
@@ -160,7 +161,7 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
             f"is at step {start}: nothing to train; raise --epochs past {start // config.steps_per_epoch}"
         )
     set_conv_weights(trainer.model, weights, source=init_weights)
-    if os.path.abspath(os.path.dirname(init_weights)) != os.path.abspath(checkpoint_dir):
+    if not in_folder:
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
     trainer.step_variable.assign(start)
     logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
