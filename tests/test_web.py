@@ -345,17 +345,18 @@ def test_serve_is_a_mode_of_its_own():
 def test_real_server_answers_on_a_free_port_and_refuses_a_taken_one(make_app):
     import urllib.request
 
-    from vdsr_tf.web import page_server
+    from vdsr_tf.web import listening_socket, page_server
 
     app = make_app()
-    server = page_server(app, host="127.0.0.1", port=0)
+    with listening_socket("127.0.0.1", 0) as listening:
+        server = page_server(app, listening, "127.0.0.1")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=30) as response:
             assert response.status == 200 and b"Drop photos here" in response.read()
         with pytest.raises(OSError):
-            page_server(app, host="127.0.0.1", port=server.port)
+            listening_socket("127.0.0.1", server.port)
     finally:
         server.shutdown()
         server.server_close()
@@ -383,6 +384,22 @@ def test_serve_checks_the_scale_before_loading_the_model(tmp_path):
         result.returncode == 1
         and result.stderr.strip().splitlines()[-1] == "error: --scale must lie in (1, 8], got 9.0"
     )
+
+
+def test_serve_says_a_wrong_host_or_a_taken_port_before_loading_the_model(tmp_path):
+    import socket
+
+    missing = f"--checkpoint_dir={tmp_path / 'none'}"
+    foreign = run_main("--serve", "--host=192.0.2.1", "--noopen_browser", missing)  # TEST-NET-1: no machine's own
+    assert foreign.returncode == 1
+    assert foreign.stderr.strip().splitlines()[-1].startswith("error: --host: cannot listen on 192.0.2.1 (")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        busy = run_main("--serve", f"--port={port}", "--noopen_browser", missing)
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines()[-1].startswith(f"error: --port: cannot listen on 127.0.0.1:{port} (")
 
 
 def test_the_page_opens_in_a_browser_only_where_there_is_a_desktop(monkeypatch):

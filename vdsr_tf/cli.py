@@ -418,30 +418,31 @@ def run_serve() -> int:
     import numpy as np
 
     from vdsr_tf.infer import check_scale
-    from vdsr_tf.web import create_app, serve
+    from vdsr_tf.web import create_app, listening_socket, serve
 
     _check_tile_and_quality()
     scale = check_scale(FLAGS.scale)
     if not 0 <= FLAGS.port <= 65535:
         raise UsageError(f"--port must lie in [0, 65535], got {FLAGS.port}")
-    model, _ = _load_checkpoint("auto")
-    from vdsr_tf.model import conv_layers, make_predictor
-
-    predict = make_predictor(model)
-    predict(np.zeros((64, 64), np.float32))  # the one trace, done before the first photo rather than during it
-    app = create_app(
-        predict,
-        margin=len(conv_layers(model)),
-        tile=FLAGS.tile,
-        requested_format=FLAGS.format,
-        quality=FLAGS.quality,
-        scale=scale,
-    )
     try:
-        serve(app, host=FLAGS.host, port=FLAGS.port, open_browser=FLAGS.open_browser)
+        listening = listening_socket(FLAGS.host, FLAGS.port)
     except OSError as error:
-        app.extensions["vdsr"].close()
         raise UsageError(listen_error(error, FLAGS.host, FLAGS.port)) from None
+    with listening:
+        model, _ = _load_checkpoint("auto")
+        from vdsr_tf.model import conv_layers, make_predictor
+
+        predict = make_predictor(model)
+        predict(np.zeros((64, 64), np.float32))  # the one trace, done before the first photo rather than during it
+        app = create_app(
+            predict,
+            margin=len(conv_layers(model)),
+            tile=FLAGS.tile,
+            requested_format=FLAGS.format,
+            quality=FLAGS.quality,
+            scale=scale,
+        )
+        serve(app, listening, host=FLAGS.host, open_browser=FLAGS.open_browser)
     return 0
 
 

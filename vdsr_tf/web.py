@@ -467,8 +467,14 @@ def page_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """Bound here rather than by Werkzeug, which prints its own advice and exits when the port is taken."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: a free one) and listening, before the model loads, so that a
+    wrong address or a taken port is said at once; bound here rather than by Werkzeug, which prints its own
+    advice and exits when the port is taken.
+
+    Raises:
+      OSError: if the address cannot be bound (the port is in use, say).
+    """
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     listening = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -481,17 +487,13 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return listening
 
 
-def page_server(app: flask.Flask, *, host: str, port: int):
-    """Werkzeug's threaded server for `app` on host:port (port 0: a free one), bound but not yet serving.
+def page_server(app: flask.Flask, listening: socket.socket, host: str):
+    """Werkzeug's threaded server for `app` on the `listening_socket`, not yet serving.
 
     Werkzeug's rather than a production server: the page serves one person on their own machine,
     and the work is serialised by `Service.turn` anyway.
-
-    Raises:
-      OSError: if the address cannot be bound (the port is in use, say).
     """
-    with _listening_socket(host, port) as listening:
-        return make_server(host, port, app, threaded=True, fd=listening.fileno())
+    return make_server(host, listening.getsockname()[1], app, threaded=True, fd=listening.fileno())
 
 
 def open_page(host: str, port: int, *, environment=os.environ, platform: str = sys.platform) -> bool:
@@ -507,16 +509,13 @@ def open_page(host: str, port: int, *, environment=os.environ, platform: str = s
     return True
 
 
-def serve(app: flask.Flask, *, host: str, port: int, open_browser: bool = False) -> None:
-    """Serves `app` until Ctrl-C or SIGTERM, then removes its temporary folder; `open_browser`: `open_page` first.
-
-    Raises:
-      OSError: if the address cannot be bound (the port is in use, say).
-    """
+def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser: bool = False) -> None:
+    """Serves `app` on the `listening_socket` until Ctrl-C or SIGTERM, then removes its temporary folder;
+    `open_browser`: `open_page` first."""
     import logging as python_logging
 
     python_logging.getLogger("werkzeug").setLevel(python_logging.WARNING)  # not a line per progress poll
-    server = page_server(app, host=host, port=port)
+    server = page_server(app, listening, host)
     logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
     if open_browser:
         open_page(host, server.port)
