@@ -278,6 +278,21 @@ def test_two_inputs_with_one_output_name_fail_the_second(tmp_path, predict):
     assert os.listdir(tmp_path / "o") == ["IMG_1_x2.jpg"]
 
 
+def test_another_name_for_the_output_just_written_fails_the_second(tmp_path, predict):
+    """What a case-insensitive file system (macOS, Windows) does with Photo_x2.png and photo_x2.png, made
+    here with a link: the second input would replace the first one's output."""
+    for folder, name in (("a", "Photo.png"), ("b", "photo.png")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / folder / name)
+    out = tmp_path / "o"
+    out.mkdir()
+    os.symlink("Photo_x2.png", out / "photo_x2.png")
+    paths = [str(tmp_path / "a" / "Photo.png"), str(tmp_path / "b" / "photo.png")]
+    tally = enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH, overwrite=True)
+    assert tally.written == [str(out / "Photo_x2.png")]
+    assert [path for path, _ in tally.failed] == [paths[1]] and f"is that of {paths[0]} too" in tally.failed[0][1]
+
+
 def test_a_size_the_format_cannot_store_fails_before_the_work(tmp_path):
     Image.fromarray(smooth_image((4, 8200, 3))).save(tmp_path / "wide.webp", lossless=True)
 

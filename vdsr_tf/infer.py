@@ -216,6 +216,20 @@ class Tally:
         return f"{len(self.written)} written, {len(self.skipped)} skipped, {len(self.failed)} failed"
 
 
+def _file_id(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+def _claim_output(claimed: dict, destination: str, path: str) -> None:
+    """Refuses a second input whose output is the first one's: the same name, or another name for the same
+    file (on macOS and Windows, one that differs only in case), known by the identity of the file there."""
+    keys = [destination, _file_id(destination)] if os.path.exists(destination) else [destination]
+    for key in keys:
+        if claimed.setdefault(key, path) != path:
+            raise ValueError(f"{path}: its output {destination} is that of {claimed[key]} too; rename one of them")
+
+
 def enlarge_files(
     paths: list[str],
     *,
@@ -238,15 +252,12 @@ def enlarge_files(
     tally = Tally() if tally is None else tally
     for leftover in remove_leftovers(out_dir):
         logging.info("removed %s, left by an interrupted run", leftover)
-    claimed = {}  # destination -> the input it is for
+    claimed = {}  # destination, and the file identity of what was written, -> the input it is for
     for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
         try:
             file_format, why = output_format(*probe_picture(path), requested_format)
             destination = output_path(path, out_dir, scale, file_format)
-            if claimed.setdefault(destination, path) != path:
-                raise ValueError(
-                    f"{path}: its output {destination} is that of {claimed[destination]} too; rename one of them"
-                )
+            _claim_output(claimed, destination, path)
             if os.path.exists(destination) and not overwrite:
                 logging.info("%s: skipped, %s exists (--overwrite replaces it)", path, destination)
                 tally.skipped.append(path)
@@ -262,6 +273,7 @@ def enlarge_files(
             write_picture(
                 pixels, destination, file_format, quality=quality, lossless=picture.lossless, metadata=picture.metadata
             )
+            claimed[_file_id(destination)] = path
             logging.info("wrote %s", destination)
             tally.written.append(destination)
         except (ValueError, MemoryError) as error:
