@@ -24,6 +24,7 @@ import textwrap
 from absl import app, flags, logging
 
 from vdsr_tf import __version__
+from vdsr_tf.config import require_folder
 from vdsr_tf.paths import WEIGHTS_NAME, default_checkpoint_dir, default_data_dir
 from vdsr_tf.runtime import prefer_bfc_allocator
 
@@ -253,8 +254,7 @@ def _weights_to_read() -> str:
 
 
 def _refuse_to_replace_weights() -> None:
-    if os.path.exists(FLAGS.checkpoint_dir) and not os.path.isdir(FLAGS.checkpoint_dir):
-        raise UsageError(f"--checkpoint_dir: {FLAGS.checkpoint_dir} is a file, not a folder")
+    require_folder("checkpoint_dir", FLAGS.checkpoint_dir)
     if os.path.exists(_weights_path()) and not FLAGS.overwrite:
         raise UsageError(f"--checkpoint_dir: {_weights_path()} exists (use --overwrite to replace it)")
 

@@ -14,6 +14,12 @@ def require_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"--{flag} must be one of {', '.join(choices)}, got {value}")
 
 
+def require_folder(flag: str, path: str) -> None:
+    """Raises ValueError naming `--flag` when `path` is there but not a folder (absent is fine: it is made)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--{flag}: {path} is a file, not a folder")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of a run, checked once here (ValueError naming the flag)."""
@@ -67,8 +73,7 @@ class TrainConfig:
         require_choice("clip", self.clip, CLIP_FORMS)
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"--precision must be float32 or bfloat16 here, got {self.precision}")
-        if os.path.exists(self.checkpoint_dir) and not os.path.isdir(self.checkpoint_dir):
-            raise ValueError(f"--checkpoint_dir: {self.checkpoint_dir} is a file, not a folder")
+        require_folder("checkpoint_dir", self.checkpoint_dir)
 
     @property
     def total_steps(self) -> int:
