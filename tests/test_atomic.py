@@ -39,6 +39,17 @@ def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
 
 
+def test_the_folder_of_a_killed_export_goes_that_of_a_running_one_stays(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    for name in (f".tmp-{ended.pid}-killed", f".tmp-{os.getpid()}-writing"):
+        (tmp_path / name / "variables").mkdir(parents=True)
+        (tmp_path / name / "variables" / "variables.index").write_bytes(b"x")
+    removed = remove_leftovers(str(tmp_path))
+    assert removed == [str(tmp_path / f".tmp-{ended.pid}-killed")]
+    assert os.listdir(tmp_path) == [f".tmp-{os.getpid()}-writing"]
+
+
 def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
     target = tmp_path / "saved"
     target.mkdir()

@@ -89,7 +89,8 @@ def _written_by_a_running_process(path: str, pid: int) -> bool:
 
 
 def remove_leftovers(directory: str) -> list[str]:
-    """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed.
+    """Removes the temporary files and folders `atomic_path` and `atomic_folder` leave in `directory` when a
+    process is killed.
 
     A file of a process that is still running (a second run writing into the same folder) stays;
     so does, until its id is free again, one of a killed process whose id a running one now has.
@@ -98,10 +99,13 @@ def remove_leftovers(directory: str) -> list[str]:
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
-            if not name.startswith(TEMPORARY_PREFIX) or not os.path.isfile(path):
+            if not name.startswith(TEMPORARY_PREFIX) or os.path.islink(path):
                 continue
             writer = _WRITER.match(name)
             if not writer or not _written_by_a_running_process(path, int(writer.group(1))):
-                os.remove(path)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(path)
     return removed

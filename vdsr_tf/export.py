@@ -6,9 +6,12 @@ colour conversion are expressed here in TensorFlow ops. The NumPy functions in
 constants are theirs); tests/test_export.py checks the two paths agree.
 """
 
-import tensorflow as tf
+import os
 
-from vdsr_tf.atomic import atomic_folder
+import tensorflow as tf
+from absl import logging
+
+from vdsr_tf.atomic import atomic_folder, remove_leftovers
 from vdsr_tf.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from vdsr_tf.imresize import KERNEL_WIDTH
 from vdsr_tf.infer import MAX_SCALE
@@ -88,6 +91,8 @@ def export_saved_model(model, directory: str) -> None:
     It is written beside `directory` and then put in its place, so that a failure or Ctrl-C leaves
     no half-written SavedModel, nor a mix with the one that was there.
     """
+    for leftover in remove_leftovers(os.path.dirname(os.path.abspath(directory))):
+        logging.info("removed %s, left by an interrupted export", leftover)
     enlarger = Enlarger(model)
     with atomic_folder(directory) as temporary:
         tf.saved_model.save(enlarger, temporary, signatures={"serving_default": enlarger.serve})
