@@ -11,6 +11,8 @@ Elsewhere TensorFlow emulates it, correctly but slower than float32.
 
 import tensorflow as tf
 
+from vdsr_tf.config import require_choice
+
 PRECISIONS = ("auto", "float32", "bfloat16")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -52,8 +54,7 @@ def resolve_precision(requested: str, *, reason: str | None) -> tuple[str, str]:
     Raises:
       ValueError: naming --precision, for a value outside PRECISIONS.
     """
-    if requested not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested}")
+    require_choice("precision", requested, PRECISIONS)
     if requested == "float32":
         return "float32", "float32 as asked"
     if requested == "bfloat16":
