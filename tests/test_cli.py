@@ -271,6 +271,28 @@ def test_release_files_agree_on_the_version_and_cite_the_paper():
     assert "END OF TERMS AND CONDITIONS" in licence and len(licence.splitlines()) == 202
 
 
+def test_overwrite_replaces_a_saved_model_never_a_folder_of_other_files(checkpoint_dir, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    for folder, names in ((mine, "notes.txt"), (checkpoint_dir, "vdsr.h5")):
+        before = sorted(os.listdir(folder))
+        result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={folder}", "--overwrite")
+        assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+            f"error: --export_saved_model: {folder} holds files that are not a SavedModel's ({names}); "
+            "give a new or empty folder"
+        )
+        assert sorted(os.listdir(folder)) == before
+    saved = tmp_path / "saved"
+    assert run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}").returncode == 0
+    again = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}")
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+        f"error: --export_saved_model: {saved} holds a SavedModel (use --overwrite to replace it)"
+    )
+    replaced = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}", "--overwrite")
+    assert replaced.returncode == 0
+
+
 def test_a_saved_model_path_that_is_a_file_is_one_line_error(checkpoint_dir, tmp_path):
     existing = tmp_path / "model.txt"
     existing.write_text("mine")

@@ -454,11 +454,27 @@ def listen_error(error: OSError, host: str, port: int) -> str:
     return f"--port: cannot listen on {host}:{port} ({reason}); choose another port"
 
 
+SAVED_MODEL_ENTRIES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", "variables", "assets", "assets.extra"}
+
+
+def _check_export_folder(folder: str) -> None:
+    """--overwrite replaces a SavedModel, never a folder holding anything else (the checkpoint folder, say)."""
+    if os.path.isfile(folder):
+        raise UsageError(f"--export_saved_model: {folder} is a file; the SavedModel is a folder")
+    entries = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    others = sorted(entries - SAVED_MODEL_ENTRIES)
+    if others or (entries and "saved_model.pb" not in entries):
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise UsageError(
+            f"--export_saved_model: {folder} holds files that are not a SavedModel's ({shown or 'no saved_model.pb'});"
+            " give a new or empty folder"
+        )
+    if entries and not FLAGS.overwrite:
+        raise UsageError(f"--export_saved_model: {folder} holds a SavedModel (use --overwrite to replace it)")
+
+
 def run_export() -> None:
-    if os.path.isfile(FLAGS.export_saved_model):
-        raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is a file; the SavedModel is a folder")
-    if os.path.exists(FLAGS.export_saved_model) and os.listdir(FLAGS.export_saved_model) and not FLAGS.overwrite:
-        raise UsageError(f"--export_saved_model: {FLAGS.export_saved_model} is not empty (use --overwrite)")
+    _check_export_folder(FLAGS.export_saved_model)
     model, _ = _load_checkpoint("float32")
     from vdsr_tf.export import export_saved_model
 
