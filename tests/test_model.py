@@ -73,6 +73,43 @@ def test_corrupt_weights_file(tmp_path, content):
         read_weights(str(path))
 
 
+def _drop_residual(file):
+    del file.attrs["residual"]
+
+
+def _kernel_as_group(file):
+    del file["kernel_02"]
+    file.create_group("kernel_02")
+
+
+def _nan_kernel(file):
+    kernel = file["kernel_02"][()]
+    kernel[0, 0, 0, 0] = np.nan
+    file["kernel_02"][...] = kernel
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_drop_residual, "not a whole vdsr_tf weights file (no residual attribute)"),
+        (lambda file: file.attrs.__setitem__("format", "vdsr_tf.weights/99"), "not a vdsr_tf weights file (format"),
+        (lambda file: file.attrs.__setitem__("depth", "abc"), "its attributes describe no VDSR network (depth abc"),
+        (lambda file: file.attrs.__setitem__("depth", 0), "its attributes describe no VDSR network (depth 0"),
+        (lambda file: file.attrs.__setitem__("step", "abc"), "step abc)"),
+        (_kernel_as_group, "unreadable weights file (no array kernel_02)"),
+        (_nan_kernel, "kernel_02 holds values that are not finite numbers"),
+    ],
+)
+def test_a_damaged_weights_file_is_refused_naming_it(tmp_path, damage, message):
+    path = str(tmp_path / "vdsr.h5")
+    save_weights(build_vdsr(depth=3, width=4, seed=0), path, residual=True, metadata={"step": 5})
+    with h5py.File(path, "a") as file:
+        damage(file)
+    with pytest.raises(ValueError) as error:
+        read_weights(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
 def test_missing_weights_file(tmp_path):
     with pytest.raises(ValueError, match="no such weights file"):
         read_weights(str(tmp_path / "absent.h5"))

@@ -111,24 +111,54 @@ def save_weights(model: keras.Model, path: str, *, residual: bool, metadata: dic
                 file.create_dataset(f"bias_{index:02d}", data=bias.astype(np.float32))
 
 
+def _checked_depth(path: str, attributes: dict) -> int:
+    """The depth of the network a weights file's attributes describe, each checked (ValueError naming the file)."""
+    found = attributes.get("format")
+    if found != WEIGHTS_FORMAT:
+        why = "no format attribute" if found is None else f"format {found}, expected {WEIGHTS_FORMAT}"
+        raise ValueError(f"{path}: not a vdsr_tf weights file ({why})")
+    missing = [name for name in ("depth", "width", "residual") if name not in attributes]
+    if missing:
+        raise ValueError(f"{path}: not a whole vdsr_tf weights file (no {', '.join(missing)} attribute)")
+    depth, width, residual = attributes["depth"], attributes["width"], attributes["residual"]
+    step = attributes.get("step", 0)
+    whole = all(isinstance(value, (int, np.integer)) for value in (depth, width, step))
+    if not whole or depth < 2 or width < 1 or step < 0 or not isinstance(residual, (bool, np.bool_)):
+        raise ValueError(
+            f"{path}: its attributes describe no VDSR network (depth {depth}, width {width}, residual {residual}, "
+            f"step {step})"
+        )
+    return int(depth)
+
+
+def _checked_array(file: h5py.File, name: str, path: str) -> np.ndarray:
+    entry = file.get(name)
+    if not isinstance(entry, h5py.Dataset):
+        raise ValueError(f"{path}: unreadable weights file (no array {name})")
+    values = entry[()]
+    if not (isinstance(values, np.ndarray) and values.dtype.kind == "f" and np.isfinite(values).all()):
+        raise ValueError(f"{path}: {name} holds values that are not finite numbers")
+    return values
+
+
 def read_weights(path: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     """Reads a file written by `save_weights`: ([(kernel, bias), ...], attributes).
 
     Raises:
-      ValueError: naming the file, if it is missing or not a VDSR weights file.
+      ValueError: naming the file, if it is missing or not a VDSR weights file, or holds a value
+        that is not a finite number (such weights would enlarge to garbage).
     """
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such weights file")
     try:
         with h5py.File(path, "r") as file:
             attributes = {key: file.attrs[key] for key in file.attrs}
-            if attributes.get("format") != WEIGHTS_FORMAT:
-                raise ValueError(f"{path}: not a vdsr_tf weights file (format attribute missing)")
-            depth = int(attributes["depth"])
+            depth = _checked_depth(path, attributes)
             weights = [
-                (file[f"kernel_{index:02d}"][()], file[f"bias_{index:02d}"][()]) for index in range(1, depth + 1)
+                (_checked_array(file, f"kernel_{index:02d}", path), _checked_array(file, f"bias_{index:02d}", path))
+                for index in range(1, depth + 1)
             ]
-    except (OSError, KeyError) as error:
+    except OSError as error:
         raise ValueError(f"{path}: unreadable weights file ({error})") from None
     return weights, attributes
 
