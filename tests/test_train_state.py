@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vdsr_tf.config import TrainConfig
-from vdsr_tf.model import read_weights
+from vdsr_tf.model import build_vdsr, read_weights, save_weights
 from vdsr_tf.record import RECORD_NAME, load_record
 from vdsr_tf.train import train
 
@@ -88,6 +88,19 @@ def test_restart_from_the_folders_own_weights_reads_them_where_they_were_set_asi
     record = _run(tiny_training, max_steps=2, restart=True, init_weights=own)
     assert record["steps"] == 5 and _weights_step(tiny_training) == 5
     assert [row["step"] for row in record["validation"]] == [0, 3, 5]  # the set-aside record carries on
+
+
+def test_restart_from_unusable_weights_moves_nothing(tiny_training, tmp_path):
+    _run(tiny_training, max_steps=3)
+    before = _files(tiny_training.checkpoint_dir)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(open(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), "rb").read()[:500])
+    other = str(tmp_path / "other.h5")
+    save_weights(build_vdsr(depth=3, width=8, residual=False, seed=0), other, residual=False)
+    for path, message in ((str(truncated), "unreadable weights file"), (other, "a network with residual=False")):
+        with pytest.raises(ValueError, match=message):
+            _run(tiny_training, max_steps=2, restart=True, init_weights=path)
+        assert _files(tiny_training.checkpoint_dir) == before  # no previous-*/ for a run that did nothing
 
 
 def test_a_folder_with_earlier_weights_but_no_state_keeps_them_aside(tiny_training):

@@ -122,17 +122,37 @@ def _refuse_other_recipe(config, recipe: dict, checkpoint_dir: str) -> None:
             )
 
 
+def _load_start(config, model, path: str) -> int:
+    """Sets --init_weights into `model` and returns their step, refusing another network or one past the schedule."""
+    weights, attributes = read_weights(path)
+    if bool(attributes["residual"]) != config.residual:
+        raise ValueError(
+            f"--init_weights={path}: a network with residual={bool(attributes['residual'])}, "
+            f"but this run has --residual={config.residual}"
+        )
+    start = int(attributes.get("step", 0))
+    if start >= config.total_steps:
+        raise ValueError(
+            f"--epochs={config.epochs} ends at step {config.total_steps}, but --init_weights={path} "
+            f"is at step {start}: nothing to train; raise --epochs past {start // config.steps_per_epoch}"
+        )
+    set_conv_weights(model, weights, source=path)
+    return start
+
+
 def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside.
 
-    Returns the weights file it started from, None if it resumed or started afresh: with --restart,
-    --init_weights=<checkpoint_dir>/vdsr.h5 is read where it was set aside.
+    --init_weights are read and checked before anything is set aside. Returns the weights file it
+    started from, None if it resumed or started afresh: with --restart,
+    --init_weights=<checkpoint_dir>/vdsr.h5 is where it was set aside.
     """
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
-    init_weights = config.init_weights
+    init_weights, start = config.init_weights, None
     in_folder = bool(init_weights) and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir)
     if config.restart:
+        start = _load_start(config, trainer.model, init_weights) if init_weights else None
         kept = set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
         if kept and in_folder:
             moved = os.path.join(kept, os.path.basename(init_weights))
@@ -153,14 +173,8 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     if not init_weights:
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
         return None
-    weights, attributes = read_weights(init_weights)
-    start = int(attributes.get("step", 0))
-    if start >= config.total_steps:
-        raise ValueError(
-            f"--epochs={config.epochs} ends at step {config.total_steps}, but --init_weights={init_weights} "
-            f"is at step {start}: nothing to train; raise --epochs past {start // config.steps_per_epoch}"
-        )
-    set_conv_weights(trainer.model, weights, source=init_weights)
+    if start is None:
+        start = _load_start(config, trainer.model, init_weights)
     if not in_folder:
         set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
     trainer.step_variable.assign(start)
