@@ -12,7 +12,7 @@ import pytest
 
 from vdsr_tf.config import TrainConfig
 from vdsr_tf.model import build_vdsr, read_weights, save_weights
-from vdsr_tf.record import RECORD_NAME, load_record
+from vdsr_tf.record import RECORD_NAME, load_record, read_record
 from vdsr_tf.train import train
 
 
@@ -134,7 +134,39 @@ def test_a_truncated_record_is_set_aside_and_the_state_resumes(tiny_training):
     open(path, "w").write(text[: len(text) // 2])
     record = _run(tiny_training, max_steps=3)
     assert record["steps"] == 6
-    assert open(path + ".damaged").read() == text[: len(text) // 2]
+    (kept,) = [name for name in _files(tiny_training.checkpoint_dir) if name.startswith("training_record.json.")]
+    assert kept.startswith("training_record.json.damaged-")
+    assert open(os.path.join(tiny_training.checkpoint_dir, kept)).read() == text[: len(text) // 2]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"validation": [1, 2]}',
+        '{"validation": [{"x": 1}]}',
+        '{"learning_rate": [{}]}',
+        '{"validation": [{"step": "3", "psnr_x2": 1}]}',
+        '{"validation": [{"step": 0}]}',
+        '{"validation": [{"step": 0, "psnr_x2": 30.0}, {"step": 3, "psnr_x3": 28.0}]}',
+        '{"config": "abc"}',
+        '{"wall_seconds": "abc"}',
+    ],
+)
+def test_a_record_of_the_wrong_shape_is_set_aside_each_time_under_its_own_name(tmp_path, text):
+    path = str(tmp_path / "training_record.json")
+    for _ in range(2):
+        open(path, "w").write(text)
+        assert read_record(path) is None and not os.path.exists(path)
+    assert len([name for name in _files(tmp_path) if name.startswith("training_record.json.damaged-")]) == 2
+
+
+def test_an_adam_run_whose_record_is_lost_resumes(tiny_training):
+    adam = dataclasses.replace(tiny_training, optimizer="adam", lr=1e-4)
+    _run(adam, max_steps=3)
+    os.remove(os.path.join(adam.checkpoint_dir, "training_record.json"))
+    assert _run(adam, max_steps=3)["steps"] == 6
+    with pytest.raises(ValueError, match="--optimizer=sgd: .* holds the state of a run with optimizer adam"):
+        _run(tiny_training, max_steps=1)
 
 
 def test_leftovers_of_a_killed_run_are_removed_on_start(tiny_training):

@@ -8,8 +8,10 @@ Rows are in step order; a resumed run cuts the rows after its restored step,
 so the record always describes the weights saved beside it.
 """
 
+import itertools
 import json
 import os
+import time
 
 from absl import logging
 
@@ -23,18 +25,42 @@ def new_record() -> dict:
     return {"steps": 0, "wall_seconds": 0.0, "learning_rate": [], "validation": [], "training_loss": []}
 
 
+def _check_record(record) -> None:
+    """Raises ValueError unless `record` has the shape `new_record` gives it (a resume would trip over it)."""
+    if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+        raise ValueError("not a training record")
+    for key in ("steps", "wall_seconds"):
+        if not isinstance(record.get(key, 0), (int, float)) or isinstance(record.get(key), bool):
+            raise ValueError(f"{key} is not a number")
+    for name in ROW_LISTS:
+        rows, step_key = record.get(name, []), "from_step" if name == "learning_rate" else "step"
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise ValueError(f"{name} is not a list of rows")
+        for row in rows:
+            values = [value for key, value in row.items() if key != "optimizer"]
+            if not isinstance(row.get(step_key), int) or not all(isinstance(v, (int, float)) for v in values):
+                raise ValueError(f"a row of {name} is not {step_key} and numbers")
+    curves = [sorted(key for key in row if key.startswith("psnr_")) for row in record.get("validation", [])]
+    if curves and (not curves[0] or any(keys != curves[0] for keys in curves)):
+        raise ValueError("the validation rows do not share their psnr_x* values")
+
+
 def read_record(path: str) -> dict | None:
-    """The record at `path`; None if there is none. A damaged one is set aside as `<path>.damaged`, logged."""
+    """The record at `path`; None if there is none. A damaged one is set aside as `<path>.damaged-<time>`, logged."""
     if not os.path.isfile(path):
         return None
     try:
         with open(path) as file:
             record = json.load(file)
-        if not isinstance(record, dict) or not all(isinstance(record.get(key, []), list) for key in ROW_LISTS):
-            raise ValueError("not a training record")
+        _check_record(record)
     except (OSError, ValueError) as error:
-        os.replace(path, path + ".damaged")
-        logging.warning("%s: unreadable (%s); kept as %s.damaged, a new record starts", path, error, path)
+        kept = stamped = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+        for number in itertools.count(2):
+            if not os.path.exists(kept):
+                break
+            kept = f"{stamped}-{number}"
+        os.replace(path, kept)
+        logging.warning("%s: unreadable (%s); kept as %s, a new record starts", path, error, kept)
         return None
     return record
 
@@ -42,11 +68,13 @@ def read_record(path: str) -> dict | None:
 def recorded_recipe(path: str) -> dict:
     """The optimizer and batch size of the run whose record this is, as far as the record says.
 
-    Without a record (or with one from before `--optimizer` existed) the run was
-    SGD; without a batch size in it, nothing is known of the batch.
+    A record from before `--optimizer` existed is of SGD; without a record, or without a batch
+    size in it, nothing is known of them.
     """
     record = read_record(path) if os.path.isfile(path) else None
-    config = (record or {}).get("config", {})
+    if record is None:
+        return {}
+    config = record.get("config", {})
     recipe = {"optimizer": config.get("optimizer", "sgd")}
     if "batch_size" in config:
         recipe["batch_size"] = config["batch_size"]

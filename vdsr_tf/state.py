@@ -41,6 +41,22 @@ def saved_states(directory: str) -> list[str]:
     return [prefix for _, prefix in sorted(found, reverse=True)]
 
 
+def saved_optimizer(prefixes: list[str]) -> str | None:
+    """The optimizer whose slots the newest readable of the saved states holds (None: not known).
+
+    Keras keeps one slot a variable for SGD with momentum, two for Adam; a resume needs the same.
+    """
+    for prefix in prefixes:
+        try:
+            names = [name for name, _ in tf.train.list_variables(prefix)]
+        except (tf.errors.OpError, ValueError):
+            continue
+        variables = sum(name.startswith("optimizer/_trainable_variables/") for name in names)
+        slots = sum(name.startswith("optimizer/_variables/") for name in names)
+        return {variables: "sgd", 2 * variables: "adam"}.get(slots) if variables else None
+    return None
+
+
 def remove_partial_saves(directory: str) -> None:
     """Removes the `ckpt-N_temp` folders a save killed half-way leaves."""
     for path in glob.glob(os.path.join(directory, "*_temp*")):

@@ -29,7 +29,7 @@ from vdsr_tf.evaluate import prepare_test_images
 from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
-from vdsr_tf.state import remove_partial_saves, restore_newest, saved_states, set_aside, state_dir
+from vdsr_tf.state import remove_partial_saves, restore_newest, saved_optimizer, saved_states, set_aside, state_dir
 from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patch_loss
 
 
@@ -157,8 +157,13 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
         if kept and in_folder:
             moved = os.path.join(kept, os.path.basename(init_weights))
             init_weights = moved if os.path.exists(moved) else init_weights
-    if os.path.isdir(directory) and saved_states(directory):
-        _refuse_other_recipe(config, recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME)), checkpoint_dir)
+    states = saved_states(directory) if os.path.isdir(directory) else []
+    if states:
+        recipe = recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME))
+        optimizer = saved_optimizer(states)  # the state's slots say it even where the record is lost
+        if optimizer:
+            recipe["optimizer"] = optimizer
+        _refuse_other_recipe(config, recipe, checkpoint_dir)
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
     if restored:
         logging.info("resumed from %s at step %d", restored, trainer.step)
