@@ -163,6 +163,12 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
     "flags, message",
     [
         (["--scales=1"], "--scales: every scale must be an integer of at least 2"),
+        (["--scales=2,3,2"], "--scales: 2 given twice"),
+        (["--test_datasets=Set5,Set5"], "--test_datasets: Set5 given twice"),
+        (["--test_datasets=Set5,"], "--test_datasets: name folders under "),
+        (["--test_datasets=.."], "--test_datasets: name folders under "),
+        (["--results_json="], "--results_json: give a value; it is empty"),
+        (["--test_datasets="], "--test_datasets: give a value; it is empty"),
         (["--input=/nonexistent/photo.png"], "--input: nothing at /nonexistent/photo.png"),
         (["--input=x.png", "--scale=1"], "--scale must lie in (1, 8]"),
         (
@@ -330,3 +336,11 @@ def test_a_tensorflow_error_is_one_line_not_a_traceback():
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "error: TensorFlow: OOM when allocating tensor"
+
+
+def test_a_results_file_that_cannot_be_written_is_one_line_naming_the_flag(checkpoint_dir):
+    result = run_main(
+        f"--checkpoint_dir={checkpoint_dir}", "--test_datasets=Set5", "--scales=2", "--results_json=/proc/r.json"
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --results_json: cannot write /proc/r.json (")

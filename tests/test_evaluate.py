@@ -63,3 +63,33 @@ def test_an_image_too_small_to_score_is_named(tmp_path):
     assert prepare_test_images([path], 2)[0].ground_truth.shape == (16, 16)  # 16 - 2 * 2 >= 11
     with pytest.raises(ValueError, match=f"{path}: 15x15 is too small to score at x3"):
         prepare_test_images([path], 3)  # modcrop to 15, shaved to 9
+
+
+def test_a_bad_file_anywhere_is_found_before_the_network_runs(tmp_path, rng):
+    for dataset in ("Good", "Bad"):
+        (tmp_path / "test" / dataset).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (36, 30, 3), dtype=np.uint8)).save(tmp_path / "test" / dataset / "a.png")
+    (tmp_path / "test" / "Bad" / "b.png").write_bytes(open(tmp_path / "test" / "Bad" / "a.png", "rb").read()[:100])
+
+    class Untouchable:
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("the network ran")
+
+    for datasets, scales, message in (
+        (["Good", "Bad"], [2], "b.png: not a readable image"),
+        (["Good"], [2, 12], "a.png: 24x36 is too small to score at x12"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            evaluate(Untouchable(), data_dir=str(tmp_path), datasets=datasets, scales=scales)
+
+
+def test_two_images_saved_under_one_name_are_refused(tmp_path, rng):
+    folder = tmp_path / "test" / "Stem"
+    folder.mkdir(parents=True)
+    for name in ("a.png", "a.bmp"):
+        Image.fromarray(rng.integers(0, 256, (36, 30, 3), dtype=np.uint8)).save(folder / name)
+    with pytest.raises(ValueError, match=r"a\.png: its saved output would be .*a\.bmp's too \(Stem/a_x\*\.png\)"):
+        evaluate(
+            _zero_residual_model(), data_dir=str(tmp_path), datasets=["Stem"], scales=[2], save_dir=str(tmp_path / "o")
+        )
+    assert not (tmp_path / "o").exists()

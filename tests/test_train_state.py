@@ -191,6 +191,8 @@ def test_bad_settings_name_their_flag(tiny_training, tmp_path):
     file.write_text("x")
     with pytest.raises(ValueError, match="--checkpoint_dir: .* is a file"):
         dataclasses.replace(tiny_training, checkpoint_dir=str(file))
+    with pytest.raises(ValueError, match="--tensorboard_dir: .* is a file"):
+        dataclasses.replace(tiny_training, log_dir=str(file))
     with pytest.raises(ValueError, match="--clip must be one of"):
         dataclasses.replace(tiny_training, clip="elementwise")
     with pytest.raises(ValueError, match="--bias_lr_scale must be a positive number"):
@@ -267,3 +269,10 @@ def test_a_resume_logs_a_changed_clip_and_bias_learning_rate(tmp_path, caplog):
     assert "clip changes from value to norm at step 500" in caplog.text
     assert "bias_lr_scale changes from 1.0 to 0.1 at step 500" in caplog.text
     assert "precision changes" not in caplog.text
+
+
+def test_a_folder_in_place_of_a_file_the_run_writes_is_refused_before_any_step(tiny_training):
+    os.makedirs(os.path.join(tiny_training.checkpoint_dir, "training_curve.png"))
+    with pytest.raises(ValueError, match="--checkpoint_dir: .*training_curve.png is a folder; move it away"):
+        _run(tiny_training, max_steps=1)
+    assert "state" not in _files(tiny_training.checkpoint_dir)

@@ -204,6 +204,14 @@ class UsageError(ValueError):
     """A flag value that cannot work."""
 
 
+def _once_each(flag: str, values: list) -> list:
+    """A list flag's items, refusing one given twice (`--scales=2,2` would score x2 twice)."""
+    repeated = sorted({str(value) for value in values if values.count(value) > 1})
+    if repeated:
+        raise UsageError(f"--{flag}: {', '.join(repeated)} given twice")
+    return values
+
+
 def _scales(values: list[str]) -> list[int]:
     try:
         scales = [int(value) for value in values]
@@ -211,7 +219,7 @@ def _scales(values: list[str]) -> list[int]:
         raise UsageError(f"--scales: expected integers, got {','.join(values)}") from None
     if not scales or min(scales) < 2:
         raise UsageError(f"--scales: every scale must be an integer of at least 2, got {','.join(values)}")
-    return scales
+    return _once_each("scales", scales)
 
 
 def _data_dir() -> str:
@@ -225,7 +233,10 @@ def _data_dir() -> str:
 
 def _test_datasets(data_dir: str) -> list[str]:
     if FLAGS.test_datasets:
-        return FLAGS.test_datasets
+        for name in FLAGS.test_datasets:
+            if not name or name in (".", "..") or "/" in name or os.sep in name:
+                raise UsageError(f"--test_datasets: name folders under {data_dir}/test, got '{name}'")
+        return _once_each("test_datasets", FLAGS.test_datasets)
     present = [name for name in PAPER_DATASETS if os.path.isdir(os.path.join(data_dir, "test", name))]
     if not present:
         raise UsageError(f"--data_dir: none of {', '.join(PAPER_DATASETS)} under {data_dir}/test")
@@ -321,7 +332,10 @@ def run_evaluation() -> None:
     rows = evaluate(model, data_dir=data_dir, datasets=datasets, scales=scales, save_dir=FLAGS.save_images)
     print(format_table(rows))
     if FLAGS.results_json:
-        write_json(FLAGS.results_json, rows)
+        try:
+            write_json(FLAGS.results_json, rows)
+        except OSError as error:
+            raise UsageError(f"--results_json: cannot write {FLAGS.results_json} ({error.strerror})") from None
 
 
 def _load_checkpoint(default_precision: str | None):
@@ -560,13 +574,28 @@ MODES = {
 }
 
 
+NAMES_A_THING = (
+    "data_dir",
+    "test_datasets",
+    "scales",
+    "results_json",
+    "save_images",
+    "output",
+    "train_h5",
+    "tensorboard_dir",
+    "validation_dataset",
+    "init_weights",
+    "checkpoint_dir",
+)  # flags for which an empty value would silently mean their default, or nothing
+
+
 def _check_mode_flags() -> None:
     """One mode per run. An empty mode flag (say `--input=$FILES` with FILES unset) would otherwise fall
     through to evaluation, and a second one would be silently ignored (`--is_train=True --input=x.png`
     would enlarge x.png and train nothing)."""
-    for name in MODES:
+    for name in (*MODES, *NAMES_A_THING):
         value = FLAGS[name].value
-        if value is not None and not value and not isinstance(value, bool):
+        if FLAGS[name].present and not value and not isinstance(value, bool):
             raise UsageError(f"--{name}: give a value; it is empty")
     modes = [f"--{name}" for name in MODES if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
     if len(modes) > 1:

@@ -74,6 +74,7 @@ class TrainConfig:
         if self.precision not in ("float32", "bfloat16"):
             raise ValueError(f"--precision must be float32 or bfloat16 here, got {self.precision}")
         require_folder("checkpoint_dir", self.checkpoint_dir)
+        require_folder("tensorboard_dir", self.log_dir)
 
     @property
     def total_steps(self) -> int:

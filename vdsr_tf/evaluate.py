@@ -26,25 +26,38 @@ class TestImage:
     interpolated: np.ndarray  # HxW float32 in [0, 1]: bicubic down and up
 
 
-def prepare_test_images(paths: list[str], scale: int) -> list[TestImage]:
-    """Ground truth and network input for every image (the protocol's steps 1 to 3).
+def read_luminances(paths: list[str], scales: list[int]) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 HxW Y) of every image, each read once and checked at every scale before any work.
 
     Raises:
-      ValueError: naming the file, for an image too small to score: SSIM's 11x11 window must fit
-        once `scale` pixels are shaved from every side.
+      ValueError: naming the file, for one that cannot be read, or is too small to score: SSIM's
+        11x11 window must fit once `scale` pixels are shaved from every side.
     """
-    images = []
-    smallest = 2 * scale + 11
+    luminances = []
     for path in paths:
-        ground_truth = rgb_to_y(modcrop(read_image(path), scale))
-        if min(ground_truth.shape) < smallest:
-            height, width = ground_truth.shape
-            raise ValueError(
-                f"{path}: {width}x{height} is too small to score at x{scale} (at least {smallest} px a side)"
-            )
-        interpolated = bicubic_degrade(ground_truth / 255.0, scale).astype(np.float32)
-        images.append(TestImage(os.path.splitext(os.path.basename(path))[0], ground_truth, interpolated))
+        luminance = rgb_to_y(read_image(path))
+        for scale in scales:
+            height, width = modcrop(luminance, scale).shape
+            if min(height, width) < 2 * scale + 11:
+                raise ValueError(
+                    f"{path}: {width}x{height} is too small to score at x{scale} (at least {2 * scale + 11} px a side)"
+                )
+        luminances.append((os.path.splitext(os.path.basename(path))[0], luminance))
+    return luminances
+
+
+def images_at_scale(luminances: list[tuple[str, np.ndarray]], scale: int) -> list[TestImage]:
+    """Ground truth and network input for every image (the protocol's steps 1 to 3)."""
+    images = []
+    for name, luminance in luminances:
+        ground_truth = modcrop(luminance, scale)
+        images.append(TestImage(name, ground_truth, bicubic_degrade(ground_truth / 255.0, scale).astype(np.float32)))
     return images
+
+
+def prepare_test_images(paths: list[str], scale: int) -> list[TestImage]:
+    """`images_at_scale` of the files at `paths` at one scale."""
+    return images_at_scale(read_luminances(paths, [scale]), scale)
 
 
 def score(image: TestImage, output: np.ndarray, scale: int) -> tuple[float, float]:
@@ -77,20 +90,33 @@ def evaluate_images(
     }
 
 
+def _refuse_shared_names(dataset: str, luminances: list[tuple[str, np.ndarray]], paths: list[str]) -> None:
+    """--save_images names each output after its image's stem: a.png and a.bmp would write one file."""
+    first = {}
+    for (name, _), path in zip(luminances, paths):
+        if first.setdefault(name, path) != path:
+            raise ValueError(f"{path}: its saved output would be {first[name]}'s too ({dataset}/{name}_x*.png)")
+
+
 def evaluate(
     model, *, data_dir: str, datasets: list[str], scales: list[int], save_dir: str | None = None
 ) -> list[dict]:
     """One row per (dataset, scale), as `evaluate_images` returns, with the dataset and scale added.
 
     Raises:
-      ValueError: if a dataset folder is missing or empty (checked before any work).
+      ValueError: if a dataset folder is missing or empty, or one of its images cannot be scored
+        (all checked before the network runs, so that no finished row is lost to a later file).
     """
     paths = {dataset: dataset_paths(data_dir, dataset) for dataset in datasets}
+    luminances = {dataset: read_luminances(paths[dataset], scales) for dataset in datasets}
+    if save_dir:
+        for dataset in datasets:
+            _refuse_shared_names(dataset, luminances[dataset], paths[dataset])
     predict = make_predictor(model)
     rows = []
     for dataset in datasets:
         for scale in scales:
-            images = prepare_test_images(paths[dataset], scale)
+            images = images_at_scale(luminances[dataset], scale)
             folder = os.path.join(save_dir, dataset) if save_dir else None
             row = evaluate_images(predict, images, scale, save_dir=folder, progress=f"{dataset} x{scale}")
             rows.append({"dataset": dataset, "scale": scale, **row})

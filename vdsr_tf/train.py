@@ -25,12 +25,14 @@ from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.config import TrainConfig
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.distribute import default_strategy, distribute, is_chief
-from vdsr_tf.evaluate import prepare_test_images
+from vdsr_tf.evaluate import images_at_scale, read_luminances
 from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
 from vdsr_tf.state import remove_partial_saves, restore_newest, saved_optimizer, saved_states, set_aside, state_dir
 from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patch_loss
+
+RUN_FILES = (WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME)  # what a run writes beside its state
 
 
 class Trainer:
@@ -153,7 +155,7 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     in_folder = bool(init_weights) and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir)
     if config.restart:
         start = _load_start(config, trainer.model, init_weights) if init_weights else None
-        kept = set_aside(checkpoint_dir, ["state", WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
+        kept = set_aside(checkpoint_dir, ["state", *RUN_FILES])
         if kept and in_folder:
             moved = os.path.join(kept, os.path.basename(init_weights))
             init_weights = moved if os.path.exists(moved) else init_weights
@@ -176,12 +178,12 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
             )
         return None
     if not init_weights:
-        set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
+        set_aside(checkpoint_dir, list(RUN_FILES))
         return None
     if start is None:
         start = _load_start(config, trainer.model, init_weights)
     if not in_folder:
-        set_aside(checkpoint_dir, [WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME])
+        set_aside(checkpoint_dir, list(RUN_FILES))
     trainer.step_variable.assign(start)
     logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
     return init_weights
@@ -238,11 +240,13 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     receptive_field = 2 * config.depth + 1
     if patches.patch_size < receptive_field:
         logging.warning("patches are %dpx, under the %dpx receptive field", patches.patch_size, receptive_field)
-    validation = {
-        scale: prepare_test_images(list(config.validation_paths), scale) for scale in config.validation_scales
-    }
+    luminances = read_luminances(list(config.validation_paths), list(config.validation_scales))
+    validation = {scale: images_at_scale(luminances, scale) for scale in config.validation_scales}
     checkpoint_dir = config.checkpoint_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="vdsr-worker-")
     os.makedirs(checkpoint_dir, exist_ok=True)
+    for name in RUN_FILES:
+        if os.path.isdir(os.path.join(checkpoint_dir, name)):
+            raise ValueError(f"--checkpoint_dir: {os.path.join(checkpoint_dir, name)} is a folder; move it away")
     for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
         remove_leftovers(folder)
     trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
