@@ -344,3 +344,14 @@ def test_a_results_file_that_cannot_be_written_is_one_line_naming_the_flag(check
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: --results_json: cannot write /proc/r.json (")
+
+
+def test_average_reads_a_name_with_glob_characters_and_names_an_unwritable_folder(checkpoint_dir, tmp_path):
+    odd = tmp_path / "b[1].h5"
+    shutil.copy(checkpoint_dir / "vdsr.h5", odd)
+    written = run_main(f"--average_weights={odd}", f"--checkpoint_dir={tmp_path / 'mean'}")
+    assert written.returncode == 0 and (tmp_path / "mean" / "vdsr.h5").is_file(), written.stderr[-2000:]
+    blocked = run_main(f"--average_weights={odd}", f"--checkpoint_dir={tmp_path / 'b[1].h5' / 'sub'}")
+    assert blocked.returncode == 1 and "Traceback" not in blocked.stderr
+    unwritable = tmp_path / "b[1].h5" / "sub" / "vdsr.h5"
+    assert last_line(blocked).startswith(f"error: --checkpoint_dir: cannot write {unwritable} (")

@@ -58,3 +58,33 @@ def test_not_a_mat_file(tmp_path):
     path.write_text("hello")
     with pytest.raises(ValueError, match="text.mat"):
         read_matconvnet(str(path))
+
+
+def _good_shapes():
+    kernels = [np.zeros((3, 3, 1, 64))] + [np.zeros((3, 3, 64, 64))] * 18 + [np.zeros((3, 3, 64))]
+    return kernels, [np.zeros((64, 1))] * 19 + [np.zeros((1, 1))]
+
+
+def test_the_file_named_is_the_file_read(tmp_path):
+    scipy.io.savemat(str(tmp_path / "off.mat"), _fake_model(*_good_shapes()))
+    assert len(read_matconvnet(str(tmp_path / "off.mat"))) == 20
+    for path in (tmp_path / "off", tmp_path):  # scipy would read off.mat for "off"
+        with pytest.raises(ValueError, match=f"{path}: no such file"):
+            read_matconvnet(str(path))
+
+
+def test_a_matlab_v73_file_says_how_to_save_it(tmp_path):
+    path = tmp_path / "v73.mat"
+    path.write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116) + bytes(8) + b"\x00\x02IM" + bytes(384))
+    with pytest.raises(ValueError, match="v73.mat: a MATLAB v7.3 file, which SciPy cannot read; save it again"):
+        read_matconvnet(str(path))
+
+
+@pytest.mark.parametrize("value, message", [("abc", "not numbers"), (np.nan, "not finite numbers")])
+def test_a_layer_of_other_values_is_named(tmp_path, value, message):
+    kernels, biases = _good_shapes()
+    kernels[4] = np.full((3, 3, 64, 64), value, dtype=object if isinstance(value, str) else float)
+    path = str(tmp_path / "odd.mat")
+    scipy.io.savemat(path, _fake_model(kernels, biases))
+    with pytest.raises(ValueError, match=f"odd.mat: layer 5 holds values that are {message}"):
+        read_matconvnet(path)

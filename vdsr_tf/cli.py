@@ -277,7 +277,10 @@ def _write_weights(weights: list, *, source: str, residual: bool, metadata: dict
 
     model = build_vdsr(depth=len(weights), width=weights[0][0].shape[-1], residual=residual)
     set_conv_weights(model, weights, source=source)
-    save_weights(model, _weights_path(), residual=residual, metadata=metadata)
+    try:
+        save_weights(model, _weights_path(), residual=residual, metadata=metadata)
+    except OSError as error:
+        raise UsageError(f"--checkpoint_dir: cannot write {_weights_path()} ({error.strerror})") from None
 
 
 def run_import() -> None:
@@ -294,7 +297,7 @@ def run_import() -> None:
 def run_average() -> None:
     paths = []
     for pattern in FLAGS.average_weights:
-        matches = sorted(glob.glob(pattern))
+        matches = [pattern] if os.path.isfile(pattern) else sorted(glob.glob(pattern))  # b[1].h5 names itself
         if not matches:
             raise UsageError(f"--average_weights: no file matches {pattern}")
         paths.extend(matches)

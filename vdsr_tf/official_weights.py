@@ -1,5 +1,7 @@
 """Import of the authors' released MatConvNet weights (VDSR_Official.mat)."""
 
+import os
+
 import numpy as np
 import scipy.io
 
@@ -18,8 +20,12 @@ def read_matconvnet(path: str) -> list[tuple[np.ndarray, np.ndarray]]:
     Raises:
       ValueError: naming the file, if it is unreadable or not this model.
     """
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
     try:
-        contents = scipy.io.loadmat(path)
+        contents = scipy.io.loadmat(path, appendmat=False)
+    except NotImplementedError:  # scipy reads up to MATLAB's -v7 format
+        raise ValueError(f"{path}: a MATLAB v7.3 file, which SciPy cannot read; save it again with save -v7") from None
     except (OSError, ValueError, TypeError, IndexError, KeyError, scipy.io.matlab.MatReadError) as error:
         raise ValueError(f"{path}: not a readable .mat file ({error})") from None
     try:
@@ -33,10 +39,14 @@ def read_matconvnet(path: str) -> list[tuple[np.ndarray, np.ndarray]]:
     for index, (kernel, bias) in enumerate(zip(kernels, biases)):
         fan_in = 1 if index == 0 else _WIDTH
         fan_out = 1 if index == _DEPTH - 1 else _WIDTH
-        kernel = np.asarray(kernel, dtype=np.float32)
+        try:
+            kernel, bias = np.asarray(kernel, dtype=np.float32), np.asarray(bias, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: layer {index + 1} holds values that are not numbers") from None
+        if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+            raise ValueError(f"{path}: layer {index + 1} holds values that are not finite numbers")
         if kernel.shape == (3, 3, fan_in):
             kernel = kernel[..., None]
-        bias = np.asarray(bias, dtype=np.float32).reshape(-1)
         if kernel.shape != (3, 3, fan_in, fan_out) or bias.shape != (fan_out,):
             raise ValueError(
                 f"{path}: layer {index + 1} has shapes {kernel.shape}, {bias.shape}; "
