@@ -126,16 +126,22 @@ def tiny_training_flags(tiny_data_dir, tmp_path):
     ]  # fmt: skip
 
 
-def test_sigterm_stops_training_cleanly_with_a_saved_state(tiny_training_flags, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_training_after_the_step_with_a_saved_state(tiny_training_flags, tmp_path, signum):
     log = open(tmp_path / "log.txt", "w")
     process = subprocess.Popen(
-        [sys.executable, "main.py", *tiny_training_flags, "--steps_per_epoch=100000"], cwd=ROOT, stdout=log, stderr=log
+        [sys.executable, "main.py", *tiny_training_flags, "--steps_per_epoch=100000"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's Ctrl-C finds it
     )
     deadline = time.time() + 120
     while "| 3/100000" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     assert process.wait(timeout=60) == 0, (tmp_path / "log.txt").read_text()[-2000:]
+    assert "interrupted at step" not in (tmp_path / "log.txt").read_text()  # the step was finished, not cut
     _, attributes = read_weights(str(tmp_path / "ck" / "vdsr.h5"))
     record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
     assert attributes["step"] == record["steps"] >= 3

@@ -208,13 +208,23 @@ class ProgressBar:
 
 
 class StopSignal:
-    """Turns SIGTERM into a clean stop after the current step (the state is then saved)."""
+    """Turns SIGTERM and a first Ctrl-C into a clean stop after the current step (the state is then saved).
+
+    A Ctrl-C that interrupted the step itself could leave its update applied but not counted. A second
+    Ctrl-C stops at once; where SIGINT is ignored (a shell's background job), it stays ignored.
+    """
 
     def on_start(self, trainer):
         def request_stop(signum, frame):
+            if signum == signal.SIGINT:
+                if trainer.stop_requested:
+                    raise KeyboardInterrupt
+                logging.info("stopping after this step (Ctrl-C again stops at once)")
             trainer.stop_requested = True
 
-        self.previous = signal.signal(signal.SIGTERM, request_stop)
+        stopping = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+        self.previous = {signum: signal.signal(signum, request_stop) for signum in stopping}
 
     def on_stop(self, trainer):
-        signal.signal(signal.SIGTERM, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
