@@ -65,7 +65,9 @@ def test_missing_checkpoint_says_how_to_get_one(tiny_data_dir, tmp_path):
 
 def test_missing_data_dir(checkpoint_dir, tmp_path):
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tmp_path / 'nothing'}")
-    assert result.returncode != 0 and "--data_dir: no data folder" in last_line(result)
+    assert result.returncode != 0 and last_line(result) == (
+        f"error: --data_dir: no data folder {tmp_path / 'nothing'}; put the datasets there (see README, 'Data')"
+    )  # no advice to pass the flag that was passed
 
 
 def test_corrupt_test_image_is_named_and_nothing_written(tiny_data_dir, checkpoint_dir, tmp_path):

@@ -225,9 +225,8 @@ def _scales(values: list[str]) -> list[int]:
 def _data_dir() -> str:
     data_dir = FLAGS.data_dir or default_data_dir()
     if not os.path.isdir(data_dir):
-        raise UsageError(
-            f"--data_dir: no data folder {data_dir}; put the datasets there or pass --data_dir (see README, 'Data')"
-        )
+        advice = "" if FLAGS["data_dir"].present else " or pass --data_dir"
+        raise UsageError(f"--data_dir: no data folder {data_dir}; put the datasets there{advice} (see README, 'Data')")
     return data_dir
 
 
