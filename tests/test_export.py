@@ -29,7 +29,7 @@ def test_saved_model_agrees_with_the_python_path(exported, rng):
     model, serve = exported
     smooth = np.cumsum(np.cumsum(rng.random((21, 30, 3)), axis=0), axis=1)
     image = (255 * smooth / smooth.max()).astype(np.uint8)
-    for scale in (2.0, 2.5):
+    for scale in (2.0, 2.5, 1.2):  # 30 columns at x1.2: 36, where the float32 1.2000000477 gives 37
         served = list(serve(image=tf.constant(image), scale=tf.constant(scale)).values())[0].numpy()
         expected = enlarge(image, scale, make_predictor(model), tile=512, margin=3)
         assert served.shape == expected.shape and served.dtype == np.uint8
@@ -45,3 +45,10 @@ def test_saved_model_refuses_the_scales_the_command_line_refuses(exported, scale
         serve(image=image, scale=tf.constant(scale, tf.float32))
     # The largest scale allowed still serves: ceil(4 * 8) x ceil(5 * 8).
     assert list(serve(image=image, scale=tf.constant(8.0)).values())[0].shape == (32, 40, 3)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 1), (6, 5, 4), (6, 5), (0, 5, 3)])
+def test_saved_model_says_what_image_it_takes(exported, shape):
+    _, serve = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image must be"):
+        serve(image=tf.zeros(shape, tf.uint8), scale=tf.constant(2.0))

@@ -52,6 +52,20 @@ def tf_imresize(image, out_height, out_width):
     return tf.einsum("oh,hwc,pw->opc", rows, image, columns)
 
 
+def decimal_scale(scale):
+    """The float64 of the shortest decimal that rounds to the float32 `scale` (1.2, not 1.2000000477).
+
+    The command line's --scale=1.2 is the float64 nearest 1.2, and the output size ceil(h * scale)
+    follows MATLAB's double arithmetic; with the float32 itself, 750 rows at x1.2 would give 901
+    rows instead of 900. Eight decimals always round back to a float32 in (1, 8]. The decimals go
+    through text because a graph may rewrite round(x * 10^d) / 10^d into a product that misses the
+    nearest float64.
+    """
+    decimals = [tf.strings.as_string(scale, precision=digits) for digits in range(9)]
+    candidates = tf.strings.to_number(tf.stack(decimals), tf.float64)
+    return candidates[tf.argmax(tf.cast(tf.equal(tf.cast(candidates, tf.float32), scale), tf.int32))]
+
+
 class Enlarger(tf.Module):
     """Serving module: `serve(image, scale)` -> enlarged image, both HxWx3 uint8 RGB.
 
@@ -66,16 +80,18 @@ class Enlarger(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.float32)])
     def serve(self, image, scale):
         message = f"scale must lie in (1, {MAX_SCALE:g}]"
+        shape = tf.shape(image)
         checks = [
             tf.debugging.assert_greater(scale, 1.0, message=message),
             tf.debugging.assert_less_equal(scale, MAX_SCALE, message=message),
+            tf.debugging.assert_equal(shape[-1], 3, message="image must be HxWx3 uint8 RGB (no alpha, not gray)"),
+            tf.debugging.assert_positive(shape[:2], message="image must be at least 1x1"),
         ]
         # The checks must run before the sizes are computed from the scale, or a NaN reaches tf.range first.
         with tf.control_dependencies(checks):
-            scale = tf.identity(scale)
-        shape = tf.shape(image)
-        out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
-        out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * tf.cast(scale, tf.float64)), tf.int32)
+            image, scale = tf.identity(image), decimal_scale(scale)
+        out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * scale), tf.int32)
+        out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * scale), tf.int32)
         rgb = tf.cast(image, tf.float64) / 255
         ycbcr = (tf.tensordot(rgb, tf.constant(RGB_TO_YCBCR.T), 1) + YCBCR_OFFSET) / 255
         ycbcr = tf_imresize(ycbcr, out_height, out_width)
