@@ -145,8 +145,16 @@ def test_default_checkpoint_dir_order(tmp_path, monkeypatch):
     installed.mkdir(parents=True)
     (installed / "vdsr.h5").write_bytes(b"")
     assert paths.default_checkpoint_dir() == str(installed)  # pip install .
-    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints").mkdir()  # a folder of that common name, without weights, hides nothing
+    assert paths.default_checkpoint_dir() == str(installed)
+    (tmp_path / "checkpoints" / "vdsr.h5").write_bytes(b"")
     assert paths.default_checkpoint_dir() == "checkpoints"
+
+
+def test_an_installed_package_looks_for_data_in_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "SHARED_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setattr(paths, "EMBEDDED_DATA_DIR", str(tmp_path / "site-packages" / "data" / "datasets"))
+    assert paths.default_data_dir() == os.path.join("data", "datasets")
 
 
 def test_missing_checkpoint_says_where_weights_come_from(tmp_path):

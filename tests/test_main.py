@@ -66,7 +66,7 @@ def test_missing_checkpoint_says_how_to_get_one(tiny_data_dir, tmp_path):
 def test_missing_data_dir(checkpoint_dir, tmp_path):
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--data_dir={tmp_path / 'nothing'}")
     assert result.returncode != 0 and last_line(result) == (
-        f"error: --data_dir: no data folder {tmp_path / 'nothing'}; put the datasets there (see README, 'Data')"
+        f"error: --data_dir: no data folder {tmp_path / 'nothing'}; put the datasets there (README, 'Data and weights')"
     )  # no advice to pass the flag that was passed
 
 

@@ -170,7 +170,7 @@ flags.DEFINE_string(
     "checkpoint_dir",
     "checkpoints",
     "Folder of vdsr.h5 (weights) and, when training, state/ and the training record. Not given, evaluating, "
-    "enlarging and exporting read ./checkpoints if it exists, else the weights shipped with the project.",
+    "enlarging and exporting read ./checkpoints/vdsr.h5 if it exists, else the weights shipped with the project.",
 )
 flags.DEFINE_integer(
     "depth",
@@ -225,8 +225,8 @@ def _scales(values: list[str]) -> list[int]:
 def _data_dir() -> str:
     data_dir = FLAGS.data_dir or default_data_dir()
     if not os.path.isdir(data_dir):
-        advice = "" if FLAGS["data_dir"].present else " or pass --data_dir"
-        raise UsageError(f"--data_dir: no data folder {data_dir}; put the datasets there{advice} (see README, 'Data')")
+        advice = "put the datasets there" if FLAGS["data_dir"].present else "pass --data_dir=FOLDER holding test/Set5/"
+        raise UsageError(f"--data_dir: no data folder {data_dir}; {advice} (README, 'Data and weights')")
     return data_dir
 
 

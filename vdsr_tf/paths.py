@@ -11,16 +11,19 @@ INSTALLED_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def default_data_dir() -> str:
-    """../shared/datasets beside the project when it exists, else the embedded data/datasets."""
+    """../shared/datasets beside the project when it exists, else the source tree's data/datasets; an
+    installed package has neither, and then ./data/datasets is looked for."""
     if os.path.isdir(SHARED_DATA_DIR):
         return os.path.normpath(SHARED_DATA_DIR)
-    return EMBEDDED_DATA_DIR
+    if os.path.isdir(EMBEDDED_DATA_DIR):
+        return EMBEDDED_DATA_DIR
+    return os.path.join("data", "datasets")
 
 
 def default_checkpoint_dir() -> str:
-    """./checkpoints when the current folder has one, else the folder of the weights shipped with the project:
-    those a non-editable install put in the package, or the source tree's checkpoints/."""
-    if os.path.isdir("checkpoints"):
+    """./checkpoints when the current folder has weights there, else the folder of the weights shipped with the
+    project: those a non-editable install put in the package, or the source tree's checkpoints/."""
+    if os.path.isfile(os.path.join("checkpoints", WEIGHTS_NAME)):
         return "checkpoints"
     for folder in (INSTALLED_WEIGHTS_DIR, os.path.join(ROOT, "checkpoints")):
         if os.path.isfile(os.path.join(folder, WEIGHTS_NAME)):
