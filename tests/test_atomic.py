@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from vdsr_tf.atomic import atomic_folder, atomic_path, remove_leftovers
+from vdsr_tf.atomic import atomic_folder, atomic_path, remove_leftover_folders, remove_leftovers
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -39,15 +39,19 @@ def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
 
 
-def test_the_folder_of_a_killed_export_goes_that_of_a_running_one_stays(tmp_path):
+def test_the_folder_of_a_killed_export_goes_others_stay(tmp_path):
     ended = subprocess.Popen(["true"])
     ended.wait()
-    for name in (f".tmp-{ended.pid}-killed", f".tmp-{os.getpid()}-writing"):
+    with pytest.raises(RuntimeError):
+        with atomic_folder(str(tmp_path / "saved")) as temporary:
+            raise RuntimeError
+    own_name = os.path.basename(temporary).replace(f"-{os.getpid()}-", f"-{ended.pid}-")
+    names = [own_name, f".tmp-{os.getpid()}-folder-abcdefgh", f".tmp-{ended.pid}-notes", ".tmp-build"]
+    for name in names:
         (tmp_path / name / "variables").mkdir(parents=True)
-        (tmp_path / name / "variables" / "variables.index").write_bytes(b"x")
-    removed = remove_leftovers(str(tmp_path))
-    assert removed == [str(tmp_path / f".tmp-{ended.pid}-killed")]
-    assert os.listdir(tmp_path) == [f".tmp-{os.getpid()}-writing"]
+    removed = remove_leftover_folders(str(tmp_path))
+    assert removed == [str(tmp_path / own_name)]  # a running writer's and the user's own .tmp-* folders stay
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
 
 
 def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):

@@ -10,6 +10,8 @@ import time
 
 TEMPORARY_PREFIX = ".tmp-"
 _WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing process's id follows the prefix
+_FOLDER_MARK = "folder-"  # after the id in `atomic_folder`'s names: only such folders are removed as leftovers
+_FOLDER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-" + _FOLDER_MARK + r"[a-z0-9_]{8}")
 _IMPORTED = time.time()  # files of this process's id from before it are a killed predecessor's (a container's pid 1)
 
 
@@ -45,14 +47,14 @@ def atomic_folder(path: str):
     the block succeeds. On any exception the temporary folder is removed and `path` is as it was."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=_own_prefix(), dir=parent)
+    temporary = tempfile.mkdtemp(prefix=_own_prefix() + _FOLDER_MARK, dir=parent)
     try:
         yield temporary
         os.chmod(temporary, 0o755)
         if not os.path.isdir(path):
             os.replace(temporary, path)
             return
-        aside = tempfile.mkdtemp(prefix=_own_prefix(), dir=parent)
+        aside = tempfile.mkdtemp(prefix=_own_prefix() + _FOLDER_MARK, dir=parent)
         os.replace(path, aside)  # onto the empty folder
         try:
             os.replace(temporary, path)
@@ -89,8 +91,7 @@ def _written_by_a_running_process(path: str, pid: int) -> bool:
 
 
 def remove_leftovers(directory: str) -> list[str]:
-    """Removes the temporary files and folders `atomic_path` and `atomic_folder` leave in `directory` when a
-    process is killed.
+    """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed.
 
     A file of a process that is still running (a second run writing into the same folder) stays;
     so does, until its id is free again, one of a killed process whose id a running one now has.
@@ -99,13 +100,25 @@ def remove_leftovers(directory: str) -> list[str]:
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
-            if not name.startswith(TEMPORARY_PREFIX) or os.path.islink(path):
+            if not name.startswith(TEMPORARY_PREFIX) or not os.path.isfile(path):
                 continue
             writer = _WRITER.match(name)
             if not writer or not _written_by_a_running_process(path, int(writer.group(1))):
-                if os.path.isdir(path):
-                    shutil.rmtree(path)
-                else:
-                    os.remove(path)
+                os.remove(path)
                 removed.append(path)
+    return removed
+
+
+def remove_leftover_folders(directory: str) -> list[str]:
+    """Removes the temporary folders `atomic_folder` leaves in `directory` when a process is killed: only
+    folders of its exact naming, of processes no longer running (the folder beside an export target
+    may be a home folder, whose own .tmp-* folders stay)."""
+    removed = []
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            path, writer = os.path.join(directory, name), _FOLDER.fullmatch(name)
+            if writer and os.path.isdir(path) and not os.path.islink(path):
+                if not _written_by_a_running_process(path, int(writer.group(1))):
+                    shutil.rmtree(path)
+                    removed.append(path)
     return removed

@@ -11,7 +11,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
-from vdsr_tf.atomic import atomic_folder, remove_leftovers
+from vdsr_tf.atomic import atomic_folder, remove_leftover_folders
 from vdsr_tf.color import RGB_TO_YCBCR, YCBCR_OFFSET, YCBCR_TO_RGB
 from vdsr_tf.imresize import KERNEL_WIDTH
 from vdsr_tf.infer import MAX_SCALE
@@ -63,7 +63,7 @@ def decimal_scale(scale):
     """
     decimals = [tf.strings.as_string(scale, precision=digits) for digits in range(9)]
     candidates = tf.strings.to_number(tf.stack(decimals), tf.float64)
-    return candidates[tf.argmax(tf.cast(tf.equal(tf.cast(candidates, tf.float32), scale), tf.int32))]
+    return candidates[tf.where(tf.equal(tf.cast(candidates, tf.float32), scale))[0, 0]]  # the shortest
 
 
 class Enlarger(tf.Module):
@@ -107,7 +107,7 @@ def export_saved_model(model, directory: str) -> None:
     It is written beside `directory` and then put in its place, so that a failure or Ctrl-C leaves
     no half-written SavedModel, nor a mix with the one that was there.
     """
-    for leftover in remove_leftovers(os.path.dirname(os.path.abspath(directory))):
+    for leftover in remove_leftover_folders(os.path.dirname(os.path.abspath(directory))):
         logging.info("removed %s, left by an interrupted export", leftover)
     enlarger = Enlarger(model)
     with atomic_folder(directory) as temporary:
