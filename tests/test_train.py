@@ -1,7 +1,9 @@
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import types
 
 import h5py
 import keras
@@ -294,3 +296,39 @@ def test_weights_at_or_past_the_schedule_end_are_refused_before_any_file_moves(t
         train(ended)
     assert sorted(os.listdir(target)) == ["vdsr.h5"]
     assert train(dataclasses.replace(ended, epochs=3))["steps"] == 9
+
+
+def test_a_first_ctrl_c_asks_for_a_stop_a_second_stops_and_an_ignored_one_stays_ignored():
+    trainer, stop, before = (
+        types.SimpleNamespace(stop_requested=False),
+        hooks.StopSignal(),
+        signal.getsignal(signal.SIGINT),
+    )
+    stop.on_start(trainer)
+    try:
+        signal.raise_signal(signal.SIGINT)
+        assert trainer.stop_requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        stop.on_exit(trainer)
+    assert signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stop.on_start(trainer)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        stop.on_exit(trainer)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_run_that_fails_gives_ctrl_c_back(tiny_training, monkeypatch):
+    before = signal.getsignal(signal.SIGINT)
+
+    def broken(self, trainer, logs):
+        raise RuntimeError("a hook failed")
+
+    monkeypatch.setattr(hooks.EpochLoss, "on_step", broken)
+    with pytest.raises(RuntimeError, match="a hook failed"):
+        train(dataclasses.replace(tiny_training, max_steps=2))
+    assert signal.getsignal(signal.SIGINT) is before and signal.getsignal(signal.SIGTERM) is not None

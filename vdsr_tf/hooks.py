@@ -1,13 +1,15 @@
 """What a training run does around its steps, one hook each (after Keras callbacks).
 
 A hook may define `on_start(trainer)`, `on_step(trainer, logs)`,
-`on_epoch_end(trainer)` and `on_stop(trainer)`; the Trainer calls them in list
-order. `logs` holds the step's `loss`, `bicubic_loss`, `learning_rate` and
-`clipped`. Adding a behaviour means adding a hook here and to the list `vdsr_tf.train.train` builds.
+`on_epoch_end(trainer)`, `on_exit(trainer)` (however the run ends) and `on_stop(trainer)`
+(the end of a run that ended well, or by Ctrl-C); the Trainer calls them in list order.
+`logs` holds the step's `loss`, `bicubic_loss`, `learning_rate` and `clipped`. Adding a
+behaviour means adding a hook here and to the list `vdsr_tf.train.train` builds.
 """
 
 import os
 import signal
+import threading
 import time
 
 import h5py
@@ -222,9 +224,13 @@ class StopSignal:
                 logging.info("stopping after this step (Ctrl-C again stops at once)")
             trainer.stop_requested = True
 
+        self.previous = {}
+        if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+            return
         stopping = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
         self.previous = {signum: signal.signal(signum, request_stop) for signum in stopping}
 
-    def on_stop(self, trainer):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+    def on_exit(self, trainer):
+        for signum, handler in getattr(self, "previous", {}).items():
+            if handler is not None:  # None: a handler set from C, which Python cannot put back
+                signal.signal(signum, handler)

@@ -80,6 +80,8 @@ class Trainer:
                     self._call("on_epoch_end")
         except KeyboardInterrupt:
             logging.info("interrupted at step %d; saving", self.step)
+        finally:
+            self._call("on_exit")  # however the run ends; on_stop (the final save) only when it ends well
         self._call("on_stop")
         return self.record
 

@@ -515,20 +515,22 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
     import logging as python_logging
 
     python_logging.getLogger("werkzeug").setLevel(python_logging.WARNING)  # not a line per progress poll
-    server = page_server(app, listening, host)
-    logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
-    if open_browser:
-        open_page(host, server.port)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
     previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
+    server = None
     try:
+        server = page_server(app, listening, host)
+        logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
+        if open_browser:
+            open_page(host, server.port)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
         server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-        server.server_close()
+        if server is not None:
+            server.server_close()
         app.extensions["vdsr"].close()
     logging.info("stopped")
 
