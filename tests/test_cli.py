@@ -346,12 +346,22 @@ def test_a_tensorflow_error_is_one_line_not_a_traceback():
     assert result.stderr.strip().splitlines()[-1] == "error: TensorFlow: OOM when allocating tensor"
 
 
-def test_a_results_file_that_cannot_be_written_is_one_line_naming_the_flag(checkpoint_dir):
-    result = run_main(
-        f"--checkpoint_dir={checkpoint_dir}", "--test_datasets=Set5", "--scales=2", "--results_json=/proc/r.json"
+def test_a_results_file_that_cannot_be_written_is_one_line_naming_the_flag(checkpoint_dir, tmp_path):
+    # The folder passes the check before the work; the write itself fails (a full disk, a read-only mount).
+    code = (
+        "import vdsr_tf.atomic\ndef refuse(path, value):\n    raise PermissionError(13, 'Permission denied')\n"
+        "vdsr_tf.atomic.write_json = refuse\nfrom vdsr_tf.cli import run\nrun()\n"
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: --results_json: cannot write /proc/r.json (")
+    flags = [f"--checkpoint_dir={checkpoint_dir}", "--test_datasets=Set5", "--scales=2"]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *flags, f"--results_json={tmp_path / 'r.json'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "| Set5 | x2 |" in result.stdout
+    assert last_line(result) == f"error: --results_json: cannot write {tmp_path / 'r.json'} (Permission denied)"
 
 
 def test_average_reads_a_name_with_glob_characters_and_names_an_unwritable_folder(checkpoint_dir, tmp_path):

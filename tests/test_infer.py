@@ -286,7 +286,10 @@ def test_another_name_for_the_output_just_written_fails_the_second(tmp_path, pre
         Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / folder / name)
     out = tmp_path / "o"
     out.mkdir()
-    os.symlink("Photo_x2.png", out / "photo_x2.png")
+    try:
+        os.symlink("Photo_x2.png", out / "photo_x2.png")
+    except OSError:
+        pytest.skip("no symbolic links here")
     paths = [str(tmp_path / "a" / "Photo.png"), str(tmp_path / "b" / "photo.png")]
     tally = enlarge_files(paths, out_dir=str(out), scale=2, predict=predict, tile=64, margin=DEPTH, overwrite=True)
     assert tally.written == [str(out / "Photo_x2.png")]

@@ -276,3 +276,17 @@ def test_a_folder_in_place_of_a_file_the_run_writes_is_refused_before_any_step(t
     with pytest.raises(ValueError, match="--checkpoint_dir: .*training_curve.png is a folder; move it away"):
         _run(tiny_training, max_steps=1)
     assert "state" not in _files(tiny_training.checkpoint_dir)
+
+
+@pytest.mark.parametrize("name, momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.9)])
+def test_the_optimizer_is_read_from_a_saved_states_slots(tmp_path, name, momentum):
+    import tensorflow as tf
+
+    from vdsr_tf.state import saved_optimizer
+    from vdsr_tf.step import make_optimizer
+
+    model = build_vdsr(depth=3, width=4, seed=0)
+    optimizer = make_optimizer(name, learning_rate=0.1, momentum=momentum)
+    optimizer.build(model.trainable_variables)
+    prefix = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt-1"))
+    assert saved_optimizer([str(tmp_path / "damaged"), prefix]) == name

@@ -477,7 +477,7 @@ def _check_export_folder(folder: str) -> None:
     """--overwrite replaces a SavedModel, never a folder holding anything else (the checkpoint folder, say)."""
     if os.path.isfile(folder):
         raise UsageError(f"--export_saved_model: {folder} is a file; the SavedModel is a folder")
-    entries = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # macOS Finder's
     others = sorted(entries - SAVED_MODEL_ENTRIES)
     if others or (entries and "saved_model.pb" not in entries):
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")

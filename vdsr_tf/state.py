@@ -44,7 +44,8 @@ def saved_states(directory: str) -> list[str]:
 def saved_optimizer(prefixes: list[str]) -> str | None:
     """The optimizer whose slots the newest readable of the saved states holds (None: not known).
 
-    Keras keeps one slot a variable for SGD with momentum, two for Adam; a resume needs the same.
+    Keras keeps no slot for SGD without momentum, one a variable with it, two for Adam; a resume
+    needs the same.
     """
     for prefix in prefixes:
         try:
@@ -53,7 +54,7 @@ def saved_optimizer(prefixes: list[str]) -> str | None:
             continue
         variables = sum(name.startswith("optimizer/_trainable_variables/") for name in names)
         slots = sum(name.startswith("optimizer/_variables/") for name in names)
-        return {variables: "sgd", 2 * variables: "adam"}.get(slots) if variables else None
+        return {0: "sgd", variables: "sgd", 2 * variables: "adam"}.get(slots) if variables else None
     return None
 
 
