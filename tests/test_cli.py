@@ -120,7 +120,10 @@ def test_default_verbosity_hides_tensorflows_python_info_lines(checkpoint_dir, t
     saved = tmp_path / "saved"
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stderr.splitlines() == ["precision: float32 as asked", f"wrote the SavedModel to {saved}"]
+    assert result.stderr.splitlines() == [
+        "precision: float32, this mode's default (--precision=auto would use bfloat16 units)",
+        f"wrote the SavedModel to {saved}",
+    ]
 
 
 def test_shipped_weights_are_found_from_any_folder(tmp_path):

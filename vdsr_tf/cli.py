@@ -247,6 +247,9 @@ def _precision(default: str) -> str:
     _import_tensorflow()
     from vdsr_tf.precision import gpu_bf16, native_bf16, resolve_precision
 
+    if not FLAGS.precision and default == "float32":
+        logging.info("precision: float32, this mode's default (--precision=auto would use bfloat16 units)")
+        return "float32"
     precision, why = resolve_precision(FLAGS.precision or default, reason=native_bf16(gpu=gpu_bf16()))
     logging.info("precision: %s", why)
     return precision
