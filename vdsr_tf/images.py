@@ -35,8 +35,11 @@ def dataset_paths(data_dir: str, dataset: str, *, flag: str = "--test_datasets")
     """The images of `<data_dir>/test/<dataset>`, sorted by name.
 
     Raises:
-      ValueError: naming the folder, if it is missing or holds no image.
+      ValueError: naming the folder, if it is missing or holds no image, or `dataset` is not a folder's
+        name (an empty item of a comma list, a path, `..`).
     """
+    if not dataset or dataset in (".", "..") or "/" in dataset or os.sep in dataset:
+        raise ValueError(f"{flag}: name folders under {data_dir}/test, got '{dataset}'")
     folder = os.path.join(data_dir, "test", dataset)
     if not os.path.isdir(folder):
         raise ValueError(f"{flag}: no folder {folder} for dataset '{dataset}'")
