@@ -1,6 +1,7 @@
 """Writing files so that a crash never leaves a half-written file under the final name."""
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import time
 TEMPORARY_PREFIX = ".tmp-"
 _WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing process's id follows the prefix
 _FOLDER_MARK = "folder-"  # after the id in `atomic_folder`'s names: only such folders are removed as leftovers
-_FOLDER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-" + _FOLDER_MARK + r"[a-z0-9_]{8}")
+_FOLDER = re.compile(_WRITER.pattern + _FOLDER_MARK + r"[a-z0-9_]{8}")
 _IMPORTED = time.time()  # files of this process's id from before it are a killed predecessor's (a container's pid 1)
 
 
@@ -65,6 +66,15 @@ def atomic_folder(path: str):
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def unused_path(path: str) -> str:
+    """`path`, or `path-2`, `path-3`, ... where it is taken (two set-asides within one second of a stamp)."""
+    candidate = path
+    for number in itertools.count(2):
+        if not os.path.exists(candidate):
+            return candidate
+        candidate = f"{path}-{number}"
 
 
 def write_json(path: str, value) -> None:

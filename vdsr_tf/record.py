@@ -8,14 +8,13 @@ Rows are in step order; a resumed run cuts the rows after its restored step,
 so the record always describes the weights saved beside it.
 """
 
-import itertools
 import json
 import os
 import time
 
 from absl import logging
 
-from vdsr_tf.atomic import write_json
+from vdsr_tf.atomic import unused_path, write_json
 
 RECORD_NAME = "training_record.json"
 ROW_LISTS = ("learning_rate", "validation", "training_loss")
@@ -54,11 +53,7 @@ def read_record(path: str) -> dict | None:
             record = json.load(file)
         _check_record(record)
     except (OSError, ValueError) as error:
-        kept = stamped = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-        for number in itertools.count(2):
-            if not os.path.exists(kept):
-                break
-            kept = f"{stamped}-{number}"
+        kept = unused_path(f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(path, kept)
         logging.warning("%s: unreadable (%s); kept as %s, a new record starts", path, error, kept)
         return None

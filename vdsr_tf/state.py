@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import text_format
 
-from vdsr_tf.atomic import atomic_path
+from vdsr_tf.atomic import atomic_path, unused_path
 
 STATE_NAME = "state"
 _CHECKPOINT_INDEX = re.compile(r"ckpt-(\d+)\.index$")
@@ -134,7 +134,7 @@ def set_aside(checkpoint_dir: str, names: list[str]) -> str | None:
     present = [name for name in names if os.path.exists(os.path.join(checkpoint_dir, name))]
     if not present:
         return None
-    target = os.path.join(checkpoint_dir, time.strftime("previous-%Y%m%d-%H%M%S"))
+    target = unused_path(os.path.join(checkpoint_dir, time.strftime("previous-%Y%m%d-%H%M%S")))
     os.makedirs(target)
     for name in present:
         os.replace(os.path.join(checkpoint_dir, name), os.path.join(target, name))
