@@ -191,6 +191,16 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
             ["--average_weights=checkpoints/vdsr.h5", "--checkpoint_dir=README.md"],
             "--checkpoint_dir: README.md is a file, not a folder",
         ),
+        (
+            ["--average_weights=checkpoints/vdsr.h5", "--checkpoint_dir=README.md/run"],
+            f"--checkpoint_dir: cannot make README.md/run: {os.path.join(ROOT, 'README.md')} is a file, not a folder",
+        ),
+        (
+            ["--input=data/datasets/test/Set5/bird.png", "--output=README.md/out"],
+            "--output: cannot make README.md/out: ",
+        ),
+        (["--export_saved_model=README.md/model"], "--export_saved_model: cannot make README.md/model: "),
+        (["--export_onnx=README.md/vdsr.onnx"], f"--export_onnx: {os.path.join(ROOT, 'README.md')} is a file"),
         (["--is_train=True", "--lr=-1"], "--lr must be a positive number, got -1.0"),
         (["--is_train=True", "--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
     ],

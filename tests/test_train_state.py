@@ -103,6 +103,15 @@ def test_restart_from_unusable_weights_moves_nothing(tiny_training, tmp_path):
         assert _files(tiny_training.checkpoint_dir) == before  # no previous-*/ for a run that did nothing
 
 
+def test_a_refused_start_leaves_no_new_folder(tiny_training, tmp_path):
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    target = tmp_path / "new" / "run"
+    with pytest.raises(ValueError, match="unreadable weights file"):
+        _run(tiny_training, checkpoint_dir=str(target), init_weights=str(truncated), max_steps=1)
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_folder_with_earlier_weights_but_no_state_keeps_them_aside(tiny_training):
     _run(tiny_training, max_steps=3)
     before = open(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), "rb").read()

@@ -77,6 +77,33 @@ def unused_path(path: str) -> str:
         candidate = f"{path}-{number}"
 
 
+def missing_folders(folder: str) -> list[str]:
+    """The folders `os.makedirs(folder)` would create, deepest first."""
+    missing = []
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
+
+
+def file_in_the_way(path: str) -> str | None:
+    """The file standing where `path` or a folder above it would be made, or None (`os.makedirs` says
+    only "File exists")."""
+    folders = missing_folders(path)
+    existing = os.path.dirname(folders[-1]) if folders else os.path.abspath(path)
+    return None if os.path.isdir(existing) else existing
+
+
+def remove_empty_folders(folders: list[str]) -> None:
+    """Removes each of `folders` (deepest first) while it is empty, so a run that wrote nothing leaves nothing."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
 def write_json(path: str, value) -> None:
     """Writes `value` as JSON, atomically."""
     with atomic_path(path, suffix=".json") as temporary:

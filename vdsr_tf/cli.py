@@ -24,6 +24,7 @@ import textwrap
 from absl import app, flags, logging
 
 from vdsr_tf import __version__
+from vdsr_tf.atomic import missing_folders, remove_empty_folders
 from vdsr_tf.config import require_folder
 from vdsr_tf.paths import WEIGHTS_NAME, default_checkpoint_dir, default_data_dir
 from vdsr_tf.runtime import prefer_bfc_allocator
@@ -371,6 +372,7 @@ def _writable_file(path: str | None, flag: str) -> None:
 
 
 def _writable_folder(folder: str, flag: str) -> None:
+    require_folder(flag.removeprefix("--"), folder)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
@@ -387,7 +389,7 @@ def _check_tile_and_quality() -> None:
 
 
 def run_enlarge() -> int:
-    from vdsr_tf.infer import Tally, check_scale, enlarge_files, expand_inputs, missing_folders, remove_empty_folders
+    from vdsr_tf.infer import Tally, check_scale, enlarge_files, expand_inputs
 
     scale = check_scale(FLAGS.scale)
     _check_tile_and_quality()
@@ -477,6 +479,7 @@ def _check_export_folder(folder: str) -> None:
     """--overwrite replaces a SavedModel, never a folder holding anything else (the checkpoint folder, say)."""
     if os.path.isfile(folder):
         raise UsageError(f"--export_saved_model: {folder} is a file; the SavedModel is a folder")
+    require_folder("export_saved_model", folder)
     entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # macOS Finder's
     others = sorted(entries - SAVED_MODEL_ENTRIES)
     if others or (entries and "saved_model.pb" not in entries):
@@ -552,6 +555,7 @@ def run_export_onnx() -> None:
         raise UsageError(f"--export_onnx: {path} is a folder; give a file name, say {os.path.join(path, 'vdsr.onnx')}")
     if os.path.exists(path) and not FLAGS.overwrite:
         raise UsageError(f"--export_onnx: {path} exists (use --overwrite to replace it)")
+    require_folder("export_onnx", os.path.dirname(os.path.abspath(path)))
     model, attributes = _load_checkpoint(None)
     from vdsr_tf.model import conv_layers
 

@@ -4,6 +4,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from vdsr_tf.atomic import file_in_the_way
+
 OPTIMIZERS = ("sgd", "adam")
 CLIP_FORMS = ("value", "norm", "global_norm")
 
@@ -15,9 +17,12 @@ def require_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def require_folder(flag: str, path: str) -> None:
-    """Raises ValueError naming `--flag` when `path` is there but not a folder (absent is fine: it is made)."""
-    if os.path.exists(path) and not os.path.isdir(path):
+    """Raises ValueError naming `--flag` when `path`, or a folder above it, is a file (absent is fine: it is made)."""
+    blocking = file_in_the_way(path)
+    if blocking == os.path.abspath(path):
         raise ValueError(f"--{flag}: {path} is a file, not a folder")
+    if blocking:
+        raise ValueError(f"--{flag}: cannot make {path}: {blocking} is a file, not a folder")
 
 
 @dataclass(frozen=True)

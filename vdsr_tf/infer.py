@@ -281,22 +281,3 @@ def enlarge_files(
             logging.error("%s", message)
             tally.failed.append((path, message))
     return tally
-
-
-def missing_folders(folder: str) -> list[str]:
-    """The folders `os.makedirs(folder)` would create, deepest first."""
-    missing = []
-    folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    return missing
-
-
-def remove_empty_folders(folders: list[str]) -> None:
-    """Removes each of `folders` (deepest first) while it is empty, so a run that wrote nothing leaves nothing."""
-    for folder in folders:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return

@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import logging
 
 from vdsr_tf import hooks as training_hooks
-from vdsr_tf.atomic import remove_leftovers
+from vdsr_tf.atomic import missing_folders, remove_empty_folders, remove_leftovers
 from vdsr_tf.config import TrainConfig
 from vdsr_tf.data import TrainingPatches, batch_indices
 from vdsr_tf.distribute import default_strategy, distribute, is_chief
@@ -220,6 +220,17 @@ def build_trainer(config, strategy, patches, checkpoint_dir):
     return trainer, checkpoint, core
 
 
+def _hooks(config, validation, manager) -> list:
+    return [
+        training_hooks.StopSignal(),
+        training_hooks.ProgressBar(),
+        training_hooks.TensorBoardScalars(),
+        training_hooks.EpochLoss(),
+        training_hooks.Validation(validation, every=config.validate_every),
+        training_hooks.Checkpointing(manager, every_minutes=config.save_every_minutes),
+    ]
+
+
 def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains (or resumes training) and returns the training record.
 
@@ -245,24 +256,18 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
     luminances = read_luminances(list(config.validation_paths), list(config.validation_scales))
     validation = {scale: images_at_scale(luminances, scale) for scale in config.validation_scales}
     checkpoint_dir = config.checkpoint_dir if is_chief(strategy) else tempfile.mkdtemp(prefix="vdsr-worker-")
+    created = missing_folders(checkpoint_dir)
     os.makedirs(checkpoint_dir, exist_ok=True)
-    for name in RUN_FILES:
-        if os.path.isdir(os.path.join(checkpoint_dir, name)):
-            raise ValueError(f"--checkpoint_dir: {os.path.join(checkpoint_dir, name)} is a folder; move it away")
-    for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
-        remove_leftovers(folder)
-    trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
     try:
+        for name in RUN_FILES:
+            if os.path.isdir(os.path.join(checkpoint_dir, name)):
+                raise ValueError(f"--checkpoint_dir: {os.path.join(checkpoint_dir, name)} is a folder; move it away")
+        for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
+            remove_leftovers(folder)
+        trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
         started_from = _restore(config, trainer, checkpoint, core, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
-        trainer.hooks = [
-            training_hooks.StopSignal(),
-            training_hooks.ProgressBar(),
-            training_hooks.TensorBoardScalars(),
-            training_hooks.EpochLoss(),
-            training_hooks.Validation(validation, every=config.validate_every),
-            training_hooks.Checkpointing(manager, every_minutes=config.save_every_minutes),
-        ]
+        trainer.hooks = _hooks(config, validation, manager)
         record_sources = [os.path.join(checkpoint_dir, RECORD_NAME)]
         if started_from:
             record_sources.append(os.path.join(os.path.dirname(started_from), RECORD_NAME))
@@ -270,6 +275,9 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         writer = tf.summary.create_file_writer(config.log_dir)
         record = trainer.run(record, writer)
         writer.flush()
+    except BaseException:
+        remove_empty_folders(created)  # a start refused (a wrong --init_weights, say) leaves no new folder
+        raise
     finally:
         patches.close()
     return record
