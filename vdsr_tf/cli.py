@@ -504,7 +504,7 @@ def run_export() -> None:
     logging.info("wrote the SavedModel to %s", FLAGS.export_saved_model)
 
 
-def run_training() -> None:
+def run_training() -> int:
     """The flags are checked (as a TrainConfig of float32) before TensorFlow loads; then the precision is resolved."""
     from vdsr_tf.config import TrainConfig
     from vdsr_tf.images import dataset_paths
@@ -542,9 +542,14 @@ def run_training() -> None:
             f"python data/generate_dataset/generate_train.py --output={FLAGS.train_h5}"
         )
     config = dataclasses.replace(config, precision=_precision("auto"))
-    from vdsr_tf.train import train
+    from vdsr_tf.train import TrainingStopped, train
 
-    train(config)
+    try:
+        train(config)
+    except TrainingStopped as stop:
+        print(f"{stop}: the same command continues from there", file=sys.stderr)
+        return 128 + stop.signum  # as a shell reports a process a signal ended, so `train && evaluate` stops
+    return 0
 
 
 def run_export_onnx() -> None:
@@ -697,7 +702,7 @@ def main(argv):
             if FLAGS[name].value:
                 return run_mode()
         if FLAGS.is_train:
-            run_training()
+            return run_training()
         else:
             run_evaluation()
     except (ValueError, FloatingPointError, OSError) as error:

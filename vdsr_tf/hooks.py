@@ -219,10 +219,10 @@ class StopSignal:
     def on_start(self, trainer):
         def request_stop(signum, frame):
             if signum == signal.SIGINT:
-                if trainer.stop_requested:
+                if trainer.stop_signal:
                     raise KeyboardInterrupt
                 logging.info("stopping after this step (Ctrl-C again stops at once)")
-            trainer.stop_requested = True
+            trainer.stop_signal = signum
 
         self.previous = {}
         if threading.current_thread() is not threading.main_thread():  # only it may set handlers

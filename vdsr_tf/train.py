@@ -13,6 +13,7 @@ function of (seed, step), so resuming repeats nothing and skips nothing.
 
 import math
 import os
+import signal
 import tempfile
 import time
 from dataclasses import asdict
@@ -35,6 +36,14 @@ from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patc
 RUN_FILES = (WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME)  # what a run writes beside its state
 
 
+class TrainingStopped(Exception):
+    """A signal stopped the run before its end, once its state was saved: the same command continues it."""
+
+    def __init__(self, signum: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}")
+        self.signum, self.step = signum, step
+
+
 class Trainer:
     """Runs the steps from the restored step to the end of the schedule, calling the hooks around them."""
 
@@ -44,7 +53,7 @@ class Trainer:
         self.step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch_sums = tf.Variable([0.0, 0.0], trainable=False, name="epoch_loss_sums")
         self.is_chief = is_chief(strategy)
-        self.stop_requested = False
+        self.stop_signal = 0  # the signal that asked for a stop after the current step
         grad_clip = config.grad_clip if config.optimizer == "sgd" else None
         self.train_step = make_train_step(
             model,
@@ -72,7 +81,7 @@ class Trainer:
         self.end = config.total_steps if not config.max_steps else min(config.total_steps, self.step + config.max_steps)
         try:
             self._call("on_start")
-            while self.step < self.end and not self.stop_requested:
+            while self.step < self.end and not self.stop_signal:
                 logs = self.run_step()
                 self.step_variable.assign_add(1)
                 self._call("on_step", logs)
@@ -80,9 +89,12 @@ class Trainer:
                     self._call("on_epoch_end")
         except KeyboardInterrupt:
             logging.info("interrupted at step %d; saving", self.step)
+            self.stop_signal = signal.SIGINT
         finally:
             self._call("on_exit")  # however the run ends; on_stop (the final save) only when it ends well
         self._call("on_stop")
+        if self.stop_signal:
+            raise TrainingStopped(self.stop_signal, self.step)
         return self.record
 
     def run_step(self) -> dict:
@@ -232,7 +244,8 @@ def _hooks(config, validation, manager) -> list:
 
 
 def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None) -> dict:
-    """Trains (or resumes training) and returns the training record.
+    """Trains (or resumes training) and returns the training record; raises TrainingStopped, once the
+    state is saved, where SIGTERM or Ctrl-C ended it early.
 
     State (weights, optimizer slots, step, the epoch's loss sums) is saved to
     `<checkpoint_dir>/state` every `save_every_minutes` and at each epoch end;
