@@ -195,8 +195,12 @@ def test_animated_files_count_their_frames(tmp_path):
 def test_probe_reads_the_header_alone(tmp_path):
     Image.fromarray(pattern((4, 6)).astype(np.uint16) * 200).save(tmp_path / "deep.png")
     Image.fromarray(pattern((4, 6, 3))).save(tmp_path / "flat.gif")
-    assert probe_picture(str(tmp_path / "deep.png")) == ("PNG", True)
-    assert probe_picture(str(tmp_path / "flat.gif")) == ("GIF", False)
+    Image.fromarray(pattern((4, 6, 4))).save(tmp_path / "logo.png")
+    Image.fromarray(pattern((4, 6, 3))).convert("P").save(tmp_path / "clear.gif", transparency=0)
+    assert probe_picture(str(tmp_path / "deep.png")) == ("PNG", True, False)
+    assert probe_picture(str(tmp_path / "flat.gif")) == ("GIF", False, False)
+    assert probe_picture(str(tmp_path / "logo.png")) == ("PNG", False, True)
+    assert probe_picture(str(tmp_path / "clear.gif")) == ("GIF", False, True)
     with pytest.raises(ImageReadError, match="missing.png: no such file"):
         probe_picture(str(tmp_path / "missing.png"))
 
@@ -230,11 +234,16 @@ def test_unwritable_file_is_named(tmp_path):
     assert os.listdir(tmp_path) == ["out.bmp"] and os.listdir(tmp_path / "out.bmp") == ["keep"]
 
 
-@pytest.mark.parametrize("file_format, channels", [("JPEG", 4), ("BMP", 4), ("BMP", 2)])
-def test_alpha_in_jpeg_or_bmp_names_the_formats_that_keep_it(tmp_path, file_format, channels):
-    """The web page shows this message too, so it names formats, not a command-line flag. (Pillow writes
-    RGBA as BMP without its alpha, and cannot write gray with alpha at all.)"""
-    message = rf"out\.x: {file_format} cannot store the alpha channel; choose PNG or WebP"
-    with pytest.raises(ValueError, match=message):
-        write_picture(pattern((4, 6, channels)), str(tmp_path / "out.x"), file_format)
-    assert os.listdir(tmp_path) == []
+@pytest.mark.parametrize("color", [[10, 200, 40], [90]])
+def test_alpha_in_bmp_or_jpeg_is_put_onto_white(tmp_path, color):
+    """As image editors export it; Pillow refuses RGBA as JPEG, drops the alpha in BMP and cannot
+    write gray with alpha there."""
+    alphas = [255, 0, 128]  # opaque, clear, half: the colour, white, halfway (MATLAB rounding)
+    pixels = np.array([[[*color, alpha] for alpha in alphas]], np.uint8)
+    expected = np.array([[color, [255] * len(color), [round(v * 128 / 255 + 127 + 1e-9) for v in color]]], np.uint8)
+    expected = expected[:, :, 0] if len(color) == 1 else expected
+    write_picture(pixels, str(tmp_path / "out.bmp"), "BMP")
+    np.testing.assert_array_equal(read_picture(str(tmp_path / "out.bmp")).pixels, expected)
+    write_picture(np.repeat(np.repeat(pixels, 8, 0), 8, 1), str(tmp_path / "out.jpg"), "JPEG", quality=100)
+    written = read_picture(str(tmp_path / "out.jpg")).pixels[4, 4::8].astype(int)
+    assert np.abs(written - expected[0]).max() <= 3

@@ -15,7 +15,7 @@ from PIL import Image
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
 from vdsr_tf.images import matlab_cast, read_picture, write_picture
 from vdsr_tf.imresize import imresize
-from vdsr_tf.infer import Tally, _band_resizer, check_scale, enlarge, enlarge_files, predict_tiled
+from vdsr_tf.infer import Tally, _band_resizer, check_scale, enlarge, enlarge_files, output_format, predict_tiled
 from vdsr_tf.model import build_vdsr, conv_layers, make_predictor
 
 DEPTH = 4
@@ -308,12 +308,28 @@ def test_a_size_the_format_cannot_store_fails_before_the_work(tmp_path):
     with pytest.raises(ValueError, match="65501x1 is too large for JPEG"):
         write_picture(np.zeros((1, 65501), np.uint8), str(tmp_path / "w.jpg"), "JPEG")
     assert not os.path.exists(tmp_path / "o" / "wide_x2.webp") and not os.path.exists(tmp_path / "w.jpg")
-    Image.fromarray(smooth_image((16, 16, 4))).save(tmp_path / "alpha.png")
-    paths = [str(tmp_path / "alpha.png")]
-    tally = enlarge_files(
-        paths, out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH, requested_format="jpeg"
-    )
-    assert "alpha_x2.jpg: JPEG cannot store the alpha channel" in tally.failed[0][1]
+
+
+def test_transparency_goes_onto_white_in_jpeg_and_keeps_png_for_a_bmp(predict, tmp_path, caplog):
+    clear = smooth_image((16, 16, 4))
+    clear[:, :, 3] = 0
+    Image.fromarray(clear).save(tmp_path / "logo.png")
+    with caplog.at_level("WARNING"):
+        tally = enlarge_files(
+            [str(tmp_path / "logo.png")],
+            out_dir=str(tmp_path),
+            scale=2,
+            predict=predict,
+            tile=64,
+            margin=DEPTH,
+            requested_format="jpeg",
+        )
+    assert tally.written == [str(tmp_path / "logo_x2.jpg")]
+    assert np.all(read_picture(tally.written[0]).pixels >= 250)  # all clear: white
+    assert "logo.png: written as JPEG (transparency put onto white: JPEG holds none)" in caplog.text
+    # Pillow reads a BMP with alpha from a BITFIELDS header alone; it writes its own without.
+    assert output_format("BMP", False, None, alpha=True) == ("PNG", "PNG keeps the transparency")
+    assert output_format("BMP", False, None) == ("BMP", None)
 
 
 def test_running_out_of_memory_fails_the_file_alone(tmp_path):

@@ -223,11 +223,21 @@ def test_a_long_non_ascii_name_is_cut_to_what_a_file_system_holds(client):
     assert answer.json["name"] == "日" * 100 + "_x2.png"  # the download keeps the whole name
 
 
-def test_a_failed_write_names_the_photo_not_the_servers_folders(make_app):
+def test_a_transparent_upload_to_a_jpeg_server_is_put_onto_white_and_said(make_app):
     client = make_app(requested_format="jpeg").test_client()  # as `vdsr --serve --format=jpeg`
     answer = post(client, encoded(photo((24, 32, 4))), "logo.png")
+    assert answer.status_code == 200, answer.json
+    assert (answer.json["name"], answer.json["notes"]) == (
+        "logo_x2.jpg",
+        ["written as JPEG: transparency put onto white: JPEG holds none"],
+    )
+
+
+def test_a_failed_write_names_the_photo_not_the_servers_folders(make_app):
+    client = make_app(requested_format="webp").test_client()
+    answer = post(client, encoded(photo((8, 8200, 3))), "wide.png")
     assert answer.status_code == 422
-    assert answer.json["error"] == "logo_x2.jpg: JPEG cannot store the alpha channel; choose PNG or WebP"
+    assert answer.json["error"].startswith("wide_x2.webp: 16400x16 is too large for WEBP")
 
 
 def test_results_can_be_removed_and_old_ones_go(make_app):

@@ -99,14 +99,18 @@ def _is_png16(image: Image.Image, path: str) -> bool:
     return reader.bitdepth == 16
 
 
+def _has_alpha(image: Image.Image) -> bool:
+    """Whether `_pixels` reads an alpha plane: the modes with one, and a palette with a transparent entry."""
+    return image.mode in ("LA", "RGBA", "PA") or (image.mode in ("1", "P") and "transparency" in image.info)
+
+
 def _pixels(image: Image.Image) -> np.ndarray:
     if image.mode.startswith("I;16") or image.mode == "I":
         return np.asarray(image).astype(np.uint16)
     if image.mode in ("L", "LA", "RGB", "RGBA"):
         return np.asarray(image)
     if image.mode in ("1", "P", "PA"):
-        has_alpha = image.mode == "PA" or "transparency" in image.info
-        return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
+        return np.asarray(image.convert("RGBA" if _has_alpha(image) else "RGB"))
     return np.asarray(image.convert("RGB"))
 
 
@@ -134,14 +138,15 @@ def _format_and_frames(image: Image.Image) -> tuple[str, int]:
     return image.format, getattr(image, "n_frames", 1)
 
 
-def probe_picture(path: str) -> tuple[str, bool]:
-    """(Pillow's format name, JPEG for its MPO, whether the pixels are 16-bit), from the file's header alone.
+def probe_picture(path: str) -> tuple[str, bool, bool]:
+    """(Pillow's format name, JPEG for its MPO; whether the pixels are 16-bit; whether they have alpha),
+    from the file's header alone.
 
     Raises:
       ImageReadError: naming the file, if it is missing or not an image.
     """
     with _opened(path) as image:
-        return _format_and_frames(image)[0], _is_deep(image, path)
+        return _format_and_frames(image)[0], _is_deep(image, path), _has_alpha(image)
 
 
 def upright_size(path: str) -> tuple[int, int]:
@@ -286,11 +291,11 @@ def _write_png16(pixels: np.ndarray, path: str, metadata: Metadata) -> None:
 _LARGEST_SIDE = {"JPEG": 65500, "WEBP": 16383}
 
 
-def check_storable(path: str, file_format: str, shape: tuple[int, ...]) -> None:
-    """Raises ValueError naming `path` if `file_format` cannot store pixels of `shape` (see `Picture`).
+OPAQUE_FORMATS = ("JPEG", "BMP")  # no transparency: `write_picture` puts such pixels onto white
 
-    Pillow writes RGBA as BMP without its alpha and cannot write gray with alpha as BMP at all.
-    """
+
+def check_storable(path: str, file_format: str, shape: tuple[int, ...]) -> None:
+    """Raises ValueError naming `path` if `file_format` cannot store pixels of `shape` (see `Picture`)."""
     height, width = shape[:2]
     largest = _LARGEST_SIDE.get(file_format)
     if largest and max(width, height) > largest:
@@ -298,8 +303,13 @@ def check_storable(path: str, file_format: str, shape: tuple[int, ...]) -> None:
             f"{path}: {width}x{height} is too large for {file_format} (at most {largest} px a side); "
             "choose PNG or a smaller scale"
         )
-    if file_format in ("JPEG", "BMP") and len(shape) == 3 and shape[2] in (2, 4):
-        raise ValueError(f"{path}: {file_format} cannot store the alpha channel; choose PNG or WebP")
+
+
+def _onto_white(pixels: np.ndarray) -> np.ndarray:
+    """uint8 gray + alpha or RGBA -> gray or RGB, each pixel blended with white by its alpha."""
+    alpha = pixels[:, :, -1:].astype(np.float64) / 255
+    blended = matlab_cast(pixels[:, :, :-1] * alpha + 255 * (1 - alpha))
+    return blended[:, :, 0] if blended.shape[2] == 1 else blended
 
 
 def write_picture(
@@ -313,8 +323,10 @@ def write_picture(
 ) -> None:
     """Writes `pixels` (see `Picture`) atomically, with the metadata the format can hold.
 
-    16-bit pixels are kept in PNG and cut to 8 bits in other formats. `quality` applies to JPEG and
-    lossy WebP; `lossless` makes a lossless WebP.
+    16-bit pixels are kept in PNG and cut to 8 bits in other formats; in JPEG and BMP, which hold no
+    transparency, pixels with alpha are put onto white, as image editors export them (Pillow refuses
+    RGBA as JPEG and writes it as BMP with the alpha dropped). `quality` applies to JPEG and lossy
+    WebP; `lossless` makes a lossless WebP.
 
     Raises:
       ValueError: naming the file, if the format cannot hold the pixels or the file cannot be written.
@@ -323,6 +335,8 @@ def write_picture(
     check_storable(path, file_format, pixels.shape)
     if pixels.dtype == np.uint16 and file_format != "PNG":
         pixels = (pixels // 257).astype(np.uint8)
+    if file_format in OPAQUE_FORMATS and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        pixels = _onto_white(pixels)
     options = {key: getattr(metadata, key) for key in _CARRIED.get(file_format, ()) if getattr(metadata, key)}
     if file_format in ("JPEG", "WEBP"):
         options.update({"lossless": True} if file_format == "WEBP" and lossless else {"quality": quality})

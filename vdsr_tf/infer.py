@@ -22,7 +22,15 @@ from tqdm import tqdm
 
 from vdsr_tf.atomic import remove_leftovers
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
-from vdsr_tf.images import check_storable, list_images, matlab_cast, probe_picture, read_picture, write_picture
+from vdsr_tf.images import (
+    OPAQUE_FORMATS,
+    check_storable,
+    list_images,
+    matlab_cast,
+    probe_picture,
+    read_picture,
+    write_picture,
+)
 from vdsr_tf.imresize import _contributions, imresize
 
 MAX_SCALE = 8.0
@@ -186,21 +194,29 @@ def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
     return os.path.join(out_dir, f"{stem}_x{scale:g}.{_EXTENSIONS[file_format]}")
 
 
-def output_format(input_format: str, deep: bool, requested: str | None) -> tuple[str, str | None]:
-    """(the format to write, why it is not the input's where that is worth a line in the log, or None).
+def output_format(
+    input_format: str, deep: bool, requested: str | None, *, alpha: bool = False
+) -> tuple[str, str | None]:
+    """(the format to write, why it is not the input's or what it loses where that is worth a line in
+    the log, or None).
 
     Args:
       input_format: Pillow's name of the input's format, e.g. "GIF".
       deep: whether the input has 16-bit pixels.
       requested: --format, or None for the input's own where the project writes it.
+      alpha: whether the input has an alpha channel.
     """
     if requested:
         file_format = FORMATS[requested]
-        return file_format, f"8 bits: {file_format} holds no more" if deep and file_format != "PNG" else None
+        lost = [f"8 bits: {file_format} holds no more"] * (deep and file_format != "PNG")
+        lost += [f"transparency put onto white: {file_format} holds none"] * (alpha and file_format in OPAQUE_FORMATS)
+        return file_format, "; ".join(lost) or None
     if input_format not in _EXTENSIONS:
         return "PNG", f"{input_format} is not an output format"
     if deep and input_format != "PNG":
         return "PNG", "PNG keeps the 16 bits"
+    if alpha and input_format in OPAQUE_FORMATS:
+        return "PNG", "PNG keeps the transparency"
     return input_format, None
 
 
@@ -255,7 +271,8 @@ def enlarge_files(
     claimed = {}  # destination, and the file identity of what was written, -> the input it is for
     for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
         try:
-            file_format, why = output_format(*probe_picture(path), requested_format)
+            input_format, deep, alpha = probe_picture(path)
+            file_format, why = output_format(input_format, deep, requested_format, alpha=alpha)
             destination = output_path(path, out_dir, scale, file_format)
             _claim_output(claimed, destination, path)
             if os.path.exists(destination) and not overwrite:

@@ -228,7 +228,7 @@ def _saved_upload(upload, folder: str, name: str, limits: Limits) -> str:
 def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict:
     """The upload's format, bit depth and sizes, from its header; aborts with 415 or 422 if it cannot be done."""
     try:
-        input_format, deep = probe_picture(path)
+        input_format, deep, alpha = probe_picture(path)
     except ValueError:
         flask.abort(415, f"{name} is not an image this page can read ({', '.join(FORMAT_NAMES)} are)")
     if input_format not in ACCEPTED_FORMATS:
@@ -243,7 +243,7 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
             f"{name} at x{scale:g} would be {out_width}x{out_height}, {out_width * out_height / 1e6:.1f} megapixels; "
             f"the limit is {limits.output_pixels / 1e6:g} ({advice})",
         )
-    return {"format": input_format, "deep": deep, "width": width, "height": height}
+    return {"format": input_format, "deep": deep, "alpha": alpha, "width": width, "height": height}
 
 
 class Previews(NamedTuple):
@@ -298,7 +298,7 @@ def _enlarge_in_turn(service: Service, job: Job, path: str, scale: float, file_f
 
 def _enlarge_upload(service: Service, job: Job, path: str, name: str, scale: float, facts: dict) -> dict:
     """Enlarges the saved upload as `vdsr --input` would; the JSON the page gets back."""
-    file_format, why = output_format(facts["format"], facts["deep"], service.requested_format)
+    file_format, why = output_format(facts["format"], facts["deep"], service.requested_format, alpha=facts["alpha"])
     out_height, out_width = output_shape(facts["height"], facts["width"], scale)
     job.tiles = math.ceil(out_height / service.tile) * math.ceil(out_width / service.tile)
     result_id = uuid.uuid4().hex
