@@ -90,6 +90,33 @@ def test_restart_from_the_folders_own_weights_reads_them_where_they_were_set_asi
     assert [row["step"] for row in record["validation"]] == [0, 3, 5]  # the set-aside record carries on
 
 
+def test_starting_from_the_folders_own_weights_keeps_them_and_a_restart_sets_epoch_weights_aside(tiny_training):
+    """As a new machine carries on from checkpoints/vdsr.h5 in checkpoints/: the file was rewritten."""
+    _run(tiny_training, max_steps=3, keep_epoch_weights=True)  # 3 steps: one epoch end
+    own = os.path.join(tiny_training.checkpoint_dir, "vdsr.h5")
+    shipped = open(own, "rb").read()
+    shutil.rmtree(os.path.join(tiny_training.checkpoint_dir, "state"))
+    record = _run(tiny_training, max_steps=2, init_weights=own)
+    assert record["steps"] == 5 and [row["step"] for row in record["validation"]] == [0, 3, 5]
+    kept = [name for name in _files(tiny_training.checkpoint_dir) if name.startswith("previous-")]
+    assert (
+        len(kept) == 1 and open(os.path.join(tiny_training.checkpoint_dir, kept[0], "vdsr.h5"), "rb").read() == shipped
+    )
+    assert _files(os.path.join(tiny_training.checkpoint_dir, kept[0], "weights")) == ["vdsr_000003.h5"]
+    _run(tiny_training, max_steps=3, restart=True, keep_epoch_weights=True)
+    assert _files(os.path.join(tiny_training.checkpoint_dir, "weights")) == ["vdsr_000003.h5"]  # this run's alone
+    assert len([name for name in _files(tiny_training.checkpoint_dir) if name.startswith("previous-")]) == 2
+
+
+def test_init_weights_beside_a_saved_state_is_said_to_be_unused(tiny_training, tmp_path, caplog):
+    _run(tiny_training, max_steps=3)
+    other = str(tmp_path / "other.h5")
+    shutil.copy(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), other)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        assert _run(tiny_training, max_steps=1, init_weights=other)["steps"] == 4
+    assert f"--init_weights={other} not used: the saved state goes on (--restart starts anew)" in caplog.text
+
+
 def test_restart_from_unusable_weights_moves_nothing(tiny_training, tmp_path):
     _run(tiny_training, max_steps=3)
     before = _files(tiny_training.checkpoint_dir)
@@ -268,16 +295,17 @@ def test_the_rewritten_state_index_lists_the_intact_states_and_old_ones_are_stil
     assert "deprecated" not in result.stderr
 
 
-def test_a_resume_logs_a_changed_clip_and_bias_learning_rate(tmp_path, caplog):
+def test_a_resume_logs_a_changed_clip_bias_learning_rate_and_seed(tmp_path, caplog):
     path = tmp_path / RECORD_NAME
-    saved = {"precision": "float32", "clip": "value", "bias_lr_scale": 1.0}
+    saved = {"precision": "float32", "clip": "value", "bias_lr_scale": 1.0, "seed": 123, "lr": 0.1}
     path.write_text(json.dumps({"steps": 500, "config": saved}))
     with caplog.at_level(logging.INFO, logger="absl"):
-        record = load_record([str(path)], 500, {**saved, "clip": "norm", "bias_lr_scale": 0.1})
+        record = load_record([str(path)], 500, {**saved, "clip": "norm", "bias_lr_scale": 0.1, "seed": 7})
     assert record["config"]["bias_lr_scale"] == 0.1
     assert "clip changes from value to norm at step 500" in caplog.text
     assert "bias_lr_scale changes from 1.0 to 0.1 at step 500" in caplog.text
-    assert "precision changes" not in caplog.text
+    assert "seed changes from 123 to 7 at step 500" in caplog.text  # another data order from here on
+    assert "precision changes" not in caplog.text and "lr changes" not in caplog.text
 
 
 def test_a_folder_in_place_of_a_file_the_run_writes_is_refused_before_any_step(tiny_training):

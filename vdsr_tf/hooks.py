@@ -26,11 +26,12 @@ from vdsr_tf.plot import plot_validation_curve
 from vdsr_tf.record import RECORD_NAME, has_row, save_record
 
 CURVE_NAME = "training_curve.png"
+EPOCH_WEIGHTS_DIR = "weights"
 
 
 def epoch_weights_path(checkpoint_dir: str, step: int) -> str:
     """Where `keep_epoch_weights` keeps the weights of the epoch that ends at `step`."""
-    return os.path.join(checkpoint_dir, "weights", f"vdsr_{step:06d}.h5")
+    return os.path.join(checkpoint_dir, EPOCH_WEIGHTS_DIR, f"vdsr_{step:06d}.h5")
 
 
 class TensorBoardScalars:

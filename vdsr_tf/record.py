@@ -76,6 +76,14 @@ def recorded_recipe(path: str) -> dict:
     return recipe
 
 
+# Settings a resume may change, each said in the log (the data order follows from seed and step).
+_LOGGED_CHANGES = (
+    "precision", "clip", "bias_lr_scale", "lr", "lr_decay_epochs", "epochs", "weight_decay", "grad_clip", "seed",
+    "train_h5",
+)  # fmt: skip
+_DEFAULTS_BEFORE = {"precision": "float32", "clip": "value", "bias_lr_scale": 1.0}  # records older than these keys
+
+
 def load_record(paths: list[str], step: int, config: dict) -> dict:
     """The first readable record among `paths`, cut back to `step`, with `config`; else a new one."""
     record = new_record()
@@ -88,9 +96,10 @@ def load_record(paths: list[str], step: int, config: dict) -> dict:
     record["training_loss"] = [row for row in record["training_loss"] if row["step"] <= step]
     record["learning_rate"] = [row for row in record["learning_rate"] if row["from_step"] < step]
     previous = record.get("config") or {}
-    for key, default in (("precision", "float32"), ("clip", "value"), ("bias_lr_scale", 1.0)):
-        if step and previous.get(key, default) != config[key]:
-            logging.info("%s changes from %s to %s at step %d", key, previous.get(key, default), config[key], step)
+    for key in _LOGGED_CHANGES:
+        before = previous.get(key, _DEFAULTS_BEFORE.get(key, config.get(key)))
+        if step and before != config.get(key):
+            logging.info("%s changes from %s to %s at step %d", key, before, config.get(key), step)
     record["config"] = config
     return record
 

@@ -34,6 +34,7 @@ from vdsr_tf.state import remove_partial_saves, restore_newest, saved_optimizer,
 from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patch_loss
 
 RUN_FILES = (WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME)  # what a run writes beside its state
+EARLIER_RUN = (*RUN_FILES, training_hooks.EPOCH_WEIGHTS_DIR)  # set aside, with the state, for a new run
 
 
 class TrainingStopped(Exception):
@@ -156,23 +157,28 @@ def _load_start(config, model, path: str) -> int:
     return start
 
 
+def _set_aside_run(checkpoint_dir: str, names: list[str], init_weights: str | None) -> str | None:
+    """Sets the earlier run's `names` aside; returns where --init_weights is now (moved with them or not)."""
+    kept = set_aside(checkpoint_dir, names)
+    if not (kept and init_weights):
+        return init_weights
+    inside = os.path.relpath(os.path.abspath(init_weights), os.path.abspath(checkpoint_dir))
+    return os.path.join(kept, inside) if inside.split(os.sep)[0] in names else init_weights
+
+
 def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside.
 
     --init_weights are read and checked before anything is set aside. Returns the weights file it
-    started from, None if it resumed or started afresh: with --restart,
-    --init_weights=<checkpoint_dir>/vdsr.h5 is where it was set aside.
+    started from (where it was set aside, if it was among the earlier run's files), None if it
+    resumed or started afresh.
     """
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
     init_weights, start = config.init_weights, None
-    in_folder = bool(init_weights) and os.path.dirname(os.path.abspath(init_weights)) == os.path.abspath(checkpoint_dir)
     if config.restart:
         start = _load_start(config, trainer.model, init_weights) if init_weights else None
-        kept = set_aside(checkpoint_dir, ["state", *RUN_FILES])
-        if kept and in_folder:
-            moved = os.path.join(kept, os.path.basename(init_weights))
-            init_weights = moved if os.path.exists(moved) else init_weights
+        init_weights = _set_aside_run(checkpoint_dir, ["state", *EARLIER_RUN], init_weights)
     states = saved_states(directory) if os.path.isdir(directory) else []
     if states:
         recipe = recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME))
@@ -183,6 +189,8 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
     if restored:
         logging.info("resumed from %s at step %d", restored, trainer.step)
+        if init_weights:
+            logging.warning("--init_weights=%s not used: the saved state goes on (--restart starts anew)", init_weights)
         if trainer.step >= config.total_steps:
             logging.warning(
                 "step %d is at or past the end of --epochs=%d (step %d): nothing to train; raise --epochs to go on",
@@ -191,13 +199,11 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
                 config.total_steps,
             )
         return None
-    if not init_weights:
-        set_aside(checkpoint_dir, list(RUN_FILES))
-        return None
-    if start is None:
+    if init_weights and start is None:
         start = _load_start(config, trainer.model, init_weights)
-    if not in_folder:
-        set_aside(checkpoint_dir, list(RUN_FILES))
+    init_weights = _set_aside_run(checkpoint_dir, list(EARLIER_RUN), init_weights)
+    if not init_weights:
+        return None
     trainer.step_variable.assign(start)
     logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
     return init_weights
@@ -275,7 +281,11 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         for name in RUN_FILES:
             if os.path.isdir(os.path.join(checkpoint_dir, name)):
                 raise ValueError(f"--checkpoint_dir: {os.path.join(checkpoint_dir, name)} is a folder; move it away")
-        for folder in (checkpoint_dir, os.path.join(checkpoint_dir, "weights"), state_dir(checkpoint_dir)):
+        for folder in (
+            checkpoint_dir,
+            os.path.join(checkpoint_dir, training_hooks.EPOCH_WEIGHTS_DIR),
+            state_dir(checkpoint_dir),
+        ):
             remove_leftovers(folder)
         trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
         started_from = _restore(config, trainer, checkpoint, core, checkpoint_dir)
