@@ -201,6 +201,13 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
         ),
         (["--export_saved_model=README.md/model"], "--export_saved_model: cannot make README.md/model: "),
         (["--export_onnx=README.md/vdsr.onnx"], f"--export_onnx: {os.path.join(ROOT, 'README.md')} is a file"),
+        (["--input=x.png", "--scales=3"], "--scales is for evaluation; to enlarge by 3, give --scale=3"),
+        (["--scale=3"], "--scale is for --input and --serve; evaluation takes --scales (say --scales=3)"),
+        (
+            ["--input=data/datasets/test/Set5/bird.png", "--output=big.jpg"],
+            "--output is the folder the enlarged files go into, named after their inputs (photo_x2.jpg); give a "
+            "folder, say --output=big",
+        ),
         (["--is_train=True", "--lr=-1"], "--lr must be a positive number, got -1.0"),
         (["--is_train=True", "--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
     ],
@@ -384,5 +391,6 @@ def test_average_reads_a_name_with_glob_characters_and_names_an_unwritable_folde
     assert written.returncode == 0 and (tmp_path / "mean" / "vdsr.h5").is_file(), written.stderr[-2000:]
     blocked = run_main(f"--average_weights={odd}", f"--checkpoint_dir={tmp_path / 'b[1].h5' / 'sub'}")
     assert blocked.returncode == 1 and "Traceback" not in blocked.stderr
-    unwritable = tmp_path / "b[1].h5" / "sub" / "vdsr.h5"
-    assert last_line(blocked).startswith(f"error: --checkpoint_dir: cannot write {unwritable} (")
+    assert last_line(blocked) == (
+        f"error: --checkpoint_dir: cannot make {tmp_path / 'b[1].h5' / 'sub'}: {odd} is a file, not a folder"
+    )

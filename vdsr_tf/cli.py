@@ -58,7 +58,9 @@ flags.DEFINE_list(
 )
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
-flags.DEFINE_string("save_images", None, "Folder to write the super-resolved Y images to, as PNG.")
+flags.DEFINE_string(
+    "save_images", None, "Folder to write the super-resolved Y images to, as <folder>/<dataset>/<name>_x<scale>.png."
+)
 _section("Enlarge your own images (--input, or --serve for a web page)")
 flags.DEFINE_string("input", None, "Image file, folder or glob to enlarge (instead of evaluating).")
 flags.DEFINE_float("scale", 2.0, "Enlargement factor for --input: any real number in (1, 8].")
@@ -67,7 +69,8 @@ flags.DEFINE_enum(
     "format",
     None,
     ["png", "jpeg", "jpg", "webp", "bmp", "tiff"],
-    "Output format (default: the input's; PNG for 16-bit input and for formats not written here, such as GIF).",
+    "Output format (default: the input's; PNG for 16-bit input, a BMP with alpha and formats not written here, such "
+    "as GIF). JPEG and BMP put transparency onto white.",
 )
 flags.DEFINE_integer(
     "quality", 95, "JPEG and WebP quality, 1-100, for --input (a lossless WebP input stays lossless WebP)."
@@ -121,7 +124,8 @@ flags.DEFINE_enum(
     ["value", "norm", "global_norm"],
     "Reading of the paper's clip to theta/lr: norm (each tensor's L2 norm, as jangsoopark/VDSR-TensorFlow; the "
     "default: at theta 1e-3 it kept every deep ReLU alive in 300 steps), value (each element, the paper's words: "
-    "at 1e-3 it killed 82% of layers 10-19; it trains at 1e-4), global_norm (all gradients' norm). docs/training.md.",
+    "at 1e-3 it killed 82% of the channels of layers 10-19; it trains at 1e-4), global_norm (all gradients' "
+    "norm). docs/training.md.",
 )
 flags.DEFINE_float(
     "bias_lr_scale",
@@ -138,7 +142,9 @@ flags.DEFINE_integer("max_steps", 0, "Stop after this many steps in this run (0:
 flags.DEFINE_integer("validate_every", 0, "Also validate every this many steps (0: only at epoch ends).")
 flags.DEFINE_float("save_every_minutes", 5.0, "Save the training state at least this often.")
 flags.DEFINE_bool(
-    "keep_epoch_weights", False, "Also keep each epoch end's weights as <checkpoint_dir>/weights/vdsr_<step>.h5."
+    "keep_epoch_weights",
+    False,
+    "Also keep each epoch end's weights as <checkpoint_dir>/weights/vdsr_<step, 6 digits>.h5.",
 )
 flags.DEFINE_integer("seed", 123, "Seed of weight initialisation and data order.")
 flags.DEFINE_string(
@@ -389,10 +395,16 @@ def _check_tile_and_quality() -> None:
 
 
 def run_enlarge() -> int:
-    from vdsr_tf.infer import Tally, check_scale, enlarge_files, expand_inputs
+    from vdsr_tf.infer import FORMATS, Tally, check_scale, enlarge_files, expand_inputs
 
     scale = check_scale(FLAGS.scale)
     _check_tile_and_quality()
+    extension = os.path.splitext(FLAGS.output)[1].lower().lstrip(".")
+    if extension in (*FORMATS, "tif", "gif") and not os.path.isdir(FLAGS.output):
+        raise UsageError(
+            f"--output is the folder the enlarged files go into, named after their inputs (photo_x2.jpg); "
+            f"give a folder, say --output={os.path.splitext(FLAGS.output)[0] or 'enlarged'}"
+        )
     paths = expand_inputs(FLAGS.input)
     tally, created = Tally(), missing_folders(FLAGS.output)
     try:
@@ -611,6 +623,18 @@ def _check_mode_flags() -> None:
     modes = [f"--{name}" for name in MODES if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)}: give one mode at a time")
+    _check_scale_flags(enlarging=bool(FLAGS.input or FLAGS.serve), evaluating=not modes)
+
+
+def _check_scale_flags(*, enlarging: bool, evaluating: bool) -> None:
+    """--scale (enlarging, any real factor) and --scales (evaluating) differ by one letter: the other
+    mode's flag would be silently unused (`--input=photo.jpg --scales=3` would enlarge x2)."""
+    if enlarging and FLAGS["scales"].present:
+        raise UsageError(f"--scales is for evaluation; to enlarge by {FLAGS.scales[0]}, give --scale={FLAGS.scales[0]}")
+    if evaluating and FLAGS["scale"].present:
+        raise UsageError(
+            f"--scale is for --input and --serve; evaluation takes --scales (say --scales={FLAGS.scale:g})"
+        )
 
 
 def _unexpected(arguments: list[str]) -> str:
