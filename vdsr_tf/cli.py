@@ -108,7 +108,7 @@ flags.DEFINE_enum(
     "sgd",
     ["sgd", "adam"],
     "sgd: the paper's SGD with momentum and adjustable clipping. adam: Adam at --lr, unclipped (not the paper's; "
-    "for continuing from the paper schedule's weights, see README).",
+    "for continuing from the paper schedule's weights, configs/adam_continuation.flags and docs/training.md).",
 )
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (paper: 0.9).")
 flags.DEFINE_float("weight_decay", 1e-4, "L2 weight decay on the kernels (paper: 1e-4).")
