@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 venv=${VDSR_VENV:-.venv}
 if [ ! -x "$venv/bin/python" ]; then
+  echo "making $venv and installing the requirements (the first time downloads TensorFlow: some minutes)"
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
