@@ -322,6 +322,24 @@ def test_a_first_ctrl_c_asks_for_a_stop_a_second_stops_and_an_ignored_one_stays_
         signal.signal(signal.SIGINT, before)
 
 
+@pytest.mark.parametrize("at_step, stopped", [(2, True), (3, False)])
+def test_a_stop_asked_in_the_last_step_is_a_finished_run(tiny_training, monkeypatch, at_step, stopped):
+    """`train && evaluate` should go on when the schedule ended anyway."""
+    counted = hooks.EpochLoss.on_step
+
+    def signal_at(self, trainer, logs):
+        counted(self, trainer, logs)
+        if trainer.step == at_step:
+            trainer.stop_signal = signal.SIGTERM
+
+    monkeypatch.setattr(hooks.EpochLoss, "on_step", signal_at)
+    if stopped:
+        with pytest.raises(TrainingStopped, match="stopped by SIGTERM at step 2"):
+            train(dataclasses.replace(tiny_training, max_steps=3))
+    else:
+        assert train(dataclasses.replace(tiny_training, max_steps=3))["steps"] == 3
+
+
 def test_a_run_that_fails_gives_ctrl_c_back(tiny_training, monkeypatch):
     before = signal.getsignal(signal.SIGINT)
 

@@ -326,4 +326,20 @@ def test_the_optimizer_is_read_from_a_saved_states_slots(tmp_path, name, momentu
     optimizer = make_optimizer(name, learning_rate=0.1, momentum=momentum)
     optimizer.build(model.trainable_variables)
     prefix = tf.train.Checkpoint(model=model, optimizer=optimizer).write(str(tmp_path / "ckpt-1"))
-    assert saved_optimizer([str(tmp_path / "damaged"), prefix]) == name
+    assert saved_optimizer([str(tmp_path / "damaged"), prefix]) == (name, momentum > 0)
+
+
+def test_a_resume_keeps_sgd_with_or_without_momentum(tiny_training):
+    """Keras keeps momentum slots only for momentum > 0: dropping them would lose the state's velocity,
+    adding them made every state read as damaged."""
+    _run(tiny_training, max_steps=2, optimizer="sgd", momentum=0.9)
+    with pytest.raises(ValueError, match=r"--momentum=0.0: .* holds the state of a run with momentum; start this run"):
+        _run(tiny_training, max_steps=1, optimizer="sgd", momentum=0.0)
+    assert _run(tiny_training, max_steps=1, optimizer="sgd", momentum=0.5)["steps"] == 3
+
+
+def test_a_run_from_epoch_weights_carries_their_runs_record(tiny_training, tmp_path):
+    _run(tiny_training, max_steps=6, keep_epoch_weights=True)  # epoch ends at 3 and 6
+    epoch_end = os.path.join(tiny_training.checkpoint_dir, "weights", "vdsr_000003.h5")
+    record = _run(tiny_training, checkpoint_dir=str(tmp_path / "from3"), init_weights=epoch_end, max_steps=1)
+    assert [row["step"] for row in record["validation"]] == [0, 3, 4]

@@ -56,7 +56,9 @@ flags.DEFINE_list(
     None,
     "Datasets under <data_dir>/test to evaluate (default: those of Set5, Set14, B100, Urban100 present).",
 )
-flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
+flags.DEFINE_list(
+    "scales", ["2", "3", "4"], "Scales to evaluate, and to validate at while training (integers of at least 2)."
+)
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string(
     "save_images", None, "Folder to write the super-resolved Y images to, as <folder>/<dataset>/<name>_x<scale>.png."
@@ -251,10 +253,12 @@ def _precision(default: str) -> str:
     _import_tensorflow()
     from vdsr_tf.precision import gpu_bf16, native_bf16, resolve_precision
 
+    reason = native_bf16(gpu=gpu_bf16())
     if not FLAGS.precision and default == "float32":
-        logging.info("precision: float32, this mode's default (--precision=auto would use bfloat16 units)")
+        faster = f" (--precision=auto would use bfloat16: {reason})" if reason else ""
+        logging.info("precision: float32, this mode's default%s", faster)
         return "float32"
-    precision, why = resolve_precision(FLAGS.precision or default, reason=native_bf16(gpu=gpu_bf16()))
+    precision, why = resolve_precision(FLAGS.precision or default, reason=reason)
     logging.info("precision: %s", why)
     return precision
 
@@ -526,6 +530,7 @@ def run_training() -> int:
         checkpoint_dir=FLAGS.checkpoint_dir,
         log_dir=FLAGS.tensorboard_dir,
         validation_paths=tuple(dataset_paths(_data_dir(), FLAGS.validation_dataset, flag="--validation_dataset")),
+        validation_scales=tuple(_scales(FLAGS.scales)),
         depth=FLAGS.depth or 20,
         width=FLAGS.width,
         residual=FLAGS.residual,

@@ -78,8 +78,8 @@ def recorded_recipe(path: str) -> dict:
 
 # Settings a resume may change, each said in the log (the data order follows from seed and step).
 _LOGGED_CHANGES = (
-    "precision", "clip", "bias_lr_scale", "lr", "lr_decay_epochs", "epochs", "weight_decay", "grad_clip", "seed",
-    "train_h5",
+    "precision", "clip", "bias_lr_scale", "lr", "lr_decay_epochs", "epochs", "momentum", "weight_decay", "grad_clip",
+    "seed", "train_h5",
 )  # fmt: skip
 _DEFAULTS_BEFORE = {"precision": "float32", "clip": "value", "bias_lr_scale": 1.0}  # records older than these keys
 

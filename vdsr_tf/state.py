@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+from typing import NamedTuple
 
 import tensorflow as tf
 from absl import logging
@@ -41,7 +42,12 @@ def saved_states(directory: str) -> list[str]:
     return [prefix for _, prefix in sorted(found, reverse=True)]
 
 
-def saved_optimizer(prefixes: list[str]) -> str | None:
+class SavedOptimizer(NamedTuple):
+    name: str  # "sgd" or "adam"
+    momentum: bool  # whether it keeps a slot a variable beside the weights (SGD with momentum; Adam)
+
+
+def saved_optimizer(prefixes: list[str]) -> SavedOptimizer | None:
     """The optimizer whose slots the newest readable of the saved states holds (None: not known).
 
     Keras keeps no slot for SGD without momentum, one a variable with it, two for Adam; a resume
@@ -54,7 +60,8 @@ def saved_optimizer(prefixes: list[str]) -> str | None:
             continue
         variables = sum(name.startswith("optimizer/_trainable_variables/") for name in names)
         slots = sum(name.startswith("optimizer/_variables/") for name in names)
-        return {0: "sgd", variables: "sgd", 2 * variables: "adam"}.get(slots) if variables else None
+        kinds = {0: ("sgd", False), variables: ("sgd", True), 2 * variables: ("adam", True)}
+        return SavedOptimizer(*kinds[slots]) if variables and slots in kinds else None
     return None
 
 

@@ -30,7 +30,15 @@ from vdsr_tf.evaluate import images_at_scale, read_luminances
 from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr, read_weights, set_conv_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.record import RECORD_NAME, load_record, note_learning_rate, recorded_recipe
-from vdsr_tf.state import remove_partial_saves, restore_newest, saved_optimizer, saved_states, set_aside, state_dir
+from vdsr_tf.state import (
+    STATE_NAME,
+    remove_partial_saves,
+    restore_newest,
+    saved_optimizer,
+    saved_states,
+    set_aside,
+    state_dir,
+)
 from vdsr_tf.step import learning_rate_at, make_optimizer, make_train_step, patch_loss
 
 RUN_FILES = (WEIGHTS_NAME, RECORD_NAME, training_hooks.CURVE_NAME)  # what a run writes beside its state
@@ -94,7 +102,7 @@ class Trainer:
         finally:
             self._call("on_exit")  # however the run ends; on_stop (the final save) only when it ends well
         self._call("on_stop")
-        if self.stop_signal:
+        if self.stop_signal and self.step < self.end:
             raise TrainingStopped(self.stop_signal, self.step)
         return self.record
 
@@ -129,14 +137,24 @@ class Trainer:
                 method(self, *args)
 
 
-def _refuse_other_recipe(config, recipe: dict, checkpoint_dir: str) -> None:
+def _check_resumable(config, states: list[str], checkpoint_dir: str) -> None:
     """The optimizer's slots and the batch order belong to the saved state: a resume must keep both."""
-    for key, saved in recipe.items():
-        if getattr(config, key) != saved:
+    recipe = recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME))
+    saved = saved_optimizer(states)  # the state's slots say it even where the record is lost
+    if saved:
+        recipe["optimizer"] = saved.name
+    for key, value in recipe.items():
+        if getattr(config, key) != value:
             raise ValueError(
-                f"--{key}={getattr(config, key)}: {checkpoint_dir} holds the state of a run with {key} {saved}; "
+                f"--{key}={getattr(config, key)}: {checkpoint_dir} holds the state of a run with {key} {value}; "
                 f"start this run in a new --checkpoint_dir with --init_weights"
             )
+    if saved and saved.name == "sgd" and saved.momentum != (config.momentum > 0):
+        raise ValueError(
+            f"--momentum={config.momentum}: {checkpoint_dir} holds the state of a run "
+            f"{'with' if saved.momentum else 'without'} momentum; start this run in a new --checkpoint_dir "
+            "with --init_weights"
+        )
 
 
 def _load_start(config, model, path: str) -> int:
@@ -166,6 +184,14 @@ def _set_aside_run(checkpoint_dir: str, names: list[str], init_weights: str | No
     return os.path.join(kept, inside) if inside.split(os.sep)[0] in names else init_weights
 
 
+def _record_of(weights_path: str) -> str:
+    """The record of the run a weights file comes from: beside it, or above it for its epoch weights."""
+    folder = os.path.dirname(os.path.abspath(weights_path))
+    if os.path.basename(folder) == training_hooks.EPOCH_WEIGHTS_DIR:
+        folder = os.path.dirname(folder)
+    return os.path.join(folder, RECORD_NAME)
+
+
 def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside.
 
@@ -175,38 +201,39 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     """
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
-    init_weights, start = config.init_weights, None
+    init_weights = config.init_weights
+    start = _load_start(config, trainer.model, init_weights) if init_weights and config.restart else None
     if config.restart:
-        start = _load_start(config, trainer.model, init_weights) if init_weights else None
-        init_weights = _set_aside_run(checkpoint_dir, ["state", *EARLIER_RUN], init_weights)
+        init_weights = _set_aside_run(checkpoint_dir, [STATE_NAME, *EARLIER_RUN], init_weights)
     states = saved_states(directory) if os.path.isdir(directory) else []
     if states:
-        recipe = recorded_recipe(os.path.join(checkpoint_dir, RECORD_NAME))
-        optimizer = saved_optimizer(states)  # the state's slots say it even where the record is lost
-        if optimizer:
-            recipe["optimizer"] = optimizer
-        _refuse_other_recipe(config, recipe, checkpoint_dir)
+        _check_resumable(config, states, checkpoint_dir)
     restored = restore_newest(checkpoint, core, directory) if os.path.isdir(directory) else None
     if restored:
-        logging.info("resumed from %s at step %d", restored, trainer.step)
-        if init_weights:
-            logging.warning("--init_weights=%s not used: the saved state goes on (--restart starts anew)", init_weights)
-        if trainer.step >= config.total_steps:
-            logging.warning(
-                "step %d is at or past the end of --epochs=%d (step %d): nothing to train; raise --epochs to go on",
-                trainer.step,
-                config.epochs,
-                config.total_steps,
-            )
+        _say_resumed(config, trainer.step, restored)
         return None
     if init_weights and start is None:
         start = _load_start(config, trainer.model, init_weights)
     init_weights = _set_aside_run(checkpoint_dir, list(EARLIER_RUN), init_weights)
-    if not init_weights:
-        return None
-    trainer.step_variable.assign(start)
-    logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
+    if init_weights:
+        trainer.step_variable.assign(start)
+        logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
     return init_weights
+
+
+def _say_resumed(config, step: int, restored: str) -> None:
+    logging.info("resumed from %s at step %d", restored, step)
+    if config.init_weights:
+        logging.warning(
+            "--init_weights=%s not used: the saved state goes on (--restart starts anew)", config.init_weights
+        )
+    if step >= config.total_steps:
+        logging.warning(
+            "step %d is at or past the end of --epochs=%d (step %d): nothing to train; raise --epochs to go on",
+            step,
+            config.epochs,
+            config.total_steps,
+        )
 
 
 def build_trainer(config, strategy, patches, checkpoint_dir):
@@ -293,7 +320,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         trainer.hooks = _hooks(config, validation, manager)
         record_sources = [os.path.join(checkpoint_dir, RECORD_NAME)]
         if started_from:
-            record_sources.append(os.path.join(os.path.dirname(started_from), RECORD_NAME))
+            record_sources.append(_record_of(started_from))
         record = load_record(record_sources, trainer.step, asdict(config))
         writer = tf.summary.create_file_writer(config.log_dir)
         record = trainer.run(record, writer)

@@ -527,7 +527,7 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
             logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
         server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     finally:
-        if in_main_thread:
+        if previous is not None:  # None also for a handler set from C, which Python cannot put back
             signal.signal(signal.SIGTERM, previous)
         if server is not None:
             server.server_close()
