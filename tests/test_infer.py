@@ -15,7 +15,16 @@ from PIL import Image
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
 from vdsr_tf.images import matlab_cast, read_picture, write_picture
 from vdsr_tf.imresize import imresize
-from vdsr_tf.infer import Tally, _band_resizer, check_scale, enlarge, enlarge_files, output_format, predict_tiled
+from vdsr_tf.infer import (
+    Tally,
+    _band_resizer,
+    _bands,
+    _predict_band,
+    check_scale,
+    enlarge,
+    enlarge_files,
+    output_format,
+)
 from vdsr_tf.model import build_vdsr, conv_layers, make_predictor
 
 DEPTH = 4
@@ -36,6 +45,15 @@ def smooth_image(shape, seed=0):
     noise = generator.random(shape)
     smooth = np.cumsum(np.cumsum(noise, axis=0), axis=1)
     return (255 * smooth / smooth.max()).astype(np.uint8)
+
+
+def predict_tiled(predict, image, *, tile, margin):
+    """`enlarge`'s network pass alone, over `tile` x `tile` blocks of an HxW float32 image."""
+    out = np.empty(image.shape, np.float32)
+    for top, bottom, context_top, context_bottom in _bands(image.shape[0], tile=tile, margin=margin):
+        band = image[context_top:context_bottom]
+        out[top:bottom] = _predict_band(predict, band, top - context_top, bottom - top, tile=tile, margin=margin)
+    return out
 
 
 @pytest.mark.parametrize("tile", [16, 23, 64])

@@ -27,7 +27,7 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     )
 
 
-def _contributions(in_length: int, out_length: int, scale: float):
+def contributions(in_length: int, out_length: int, scale: float):
     """Weights and 0-based source indices, each of shape (out_length, taps).
 
     Mirrors MATLAB's private `contributions` function, including the removal of
@@ -53,15 +53,21 @@ def _contributions(in_length: int, out_length: int, scale: float):
     return weights[:, keep], indices[:, keep]
 
 
-def _resize_along(img: np.ndarray, axis: int, out_length: int, scale: float) -> np.ndarray:
-    weights, indices = _contributions(img.shape[axis], out_length, scale)
-    moved = np.moveaxis(img, axis, 0)
-    weights = weights.reshape(weights.shape + (1,) * (moved.ndim - 1))
-    # One tap at a time: memory stays at two output-sized arrays instead of `taps` of them.
-    out = weights[:, 0] * moved[indices[:, 0]]
+def weighted_taps(values: np.ndarray, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Output row i = sum over taps t of weights[i, t] * values[indices[i, t]], along the first axis.
+
+    One tap at a time: memory stays at two output-sized arrays instead of `taps` of them.
+    """
+    weights = weights.reshape(weights.shape + (1,) * (values.ndim - 1))
+    out = weights[:, 0] * values[indices[:, 0]]
     for tap in range(1, indices.shape[1]):
-        out += weights[:, tap] * moved[indices[:, tap]]
-    return np.moveaxis(out, 0, axis)
+        out += weights[:, tap] * values[indices[:, tap]]
+    return out
+
+
+def _resize_along(img: np.ndarray, axis: int, out_length: int, scale: float) -> np.ndarray:
+    weights, indices = contributions(img.shape[axis], out_length, scale)
+    return np.moveaxis(weighted_taps(np.moveaxis(img, axis, 0), weights, indices), 0, axis)
 
 
 def imresize(img: np.ndarray, scale: float | None = None, output_shape=None) -> np.ndarray:

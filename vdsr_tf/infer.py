@@ -31,7 +31,7 @@ from vdsr_tf.images import (
     read_picture,
     write_picture,
 )
-from vdsr_tf.imresize import _contributions, imresize
+from vdsr_tf.imresize import contributions, imresize, weighted_taps
 
 MAX_SCALE = 8.0
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
@@ -60,35 +60,11 @@ def _predict_band(predict, band: np.ndarray, first: int, rows: int, *, tile: int
     return out
 
 
-def predict_tiled(predict, image: np.ndarray, *, tile: int, margin: int) -> np.ndarray:
-    """Runs `predict` over `tile` x `tile` blocks of an HxW float32 image, each with `margin` context.
-
-    A 3x3 convolution looks one pixel further each layer, so with `margin` equal
-    to the network depth every kept pixel sees exactly what whole-image
-    inference would show it, zero padding at the image border included: the
-    result equals whole-image inference up to float rounding.
-    """
-    out = np.empty(image.shape, np.float32)
-    for top, bottom, context_top, context_bottom in _bands(image.shape[0], tile=tile, margin=margin):
-        band = image[context_top:context_bottom]
-        out[top:bottom] = _predict_band(predict, band, top - context_top, bottom - top, tile=tile, margin=margin)
-    return out
-
-
 def _bands(height: int, *, tile: int, margin: int):
     """(top, bottom, context_top, context_bottom) of each band of `tile` rows, with `margin` rows of context."""
     for top in range(0, height, tile):
         bottom = min(top + tile, height)
         yield top, bottom, max(top - margin, 0), min(bottom + margin, height)
-
-
-def _resize_rows(values: np.ndarray, weights: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """`imresize`'s pass along the rows of an HxWxC array, for the output rows `weights` and `indices` give."""
-    weights = weights[:, :, None, None]
-    out = weights[:, 0] * values[indices[:, 0]]
-    for tap in range(1, indices.shape[1]):
-        out += weights[:, tap] * values[indices[:, tap]]
-    return out
 
 
 def _band_resizer(in_shape: tuple[int, int], out_shape: tuple[int, int]):
@@ -101,7 +77,7 @@ def _band_resizer(in_shape: tuple[int, int], out_shape: tuple[int, int]):
     of smaller scale first, rows on a tie). The column pass is `imresize` with
     the rows kept, an exact identity along them (one tap of weight 1).
     """
-    weights, indices = _contributions(in_shape[0], out_shape[0], out_shape[0] / in_shape[0])
+    weights, indices = contributions(in_shape[0], out_shape[0], out_shape[0] / in_shape[0])
     rows_first = out_shape[0] / in_shape[0] <= out_shape[1] / in_shape[1]
 
     def resize(read_rows, top: int, bottom: int) -> np.ndarray:
@@ -109,9 +85,9 @@ def _band_resizer(in_shape: tuple[int, int], out_shape: tuple[int, int]):
         values = read_rows(first, last)
         band_weights, band_indices = weights[top:bottom], indices[top:bottom] - first
         if rows_first:
-            values = _resize_rows(values, band_weights, band_indices)
+            values = weighted_taps(values, band_weights, band_indices)
         values = imresize(values, output_shape=(values.shape[0], out_shape[1]))
-        return values if rows_first else _resize_rows(values, band_weights, band_indices)
+        return values if rows_first else weighted_taps(values, band_weights, band_indices)
 
     return resize
 
@@ -144,8 +120,11 @@ def enlarge(
 ) -> np.ndarray:
     """Enlarges a picture's pixels (see `Picture`) by `scale`; same channels and dtype out.
 
-    VDSR enlarges Y, bicubic the rest. `progress` labels a progress bar over the
-    tiles, shown when there are several.
+    VDSR enlarges Y, bicubic the rest, in bands and tiles of `tile` pixels with `margin` pixels of
+    context. A 3x3 convolution looks one pixel further each layer, so with `margin` equal to the
+    network depth every kept pixel sees exactly what whole-image inference would show it (zero
+    padding at the image border included). `progress` labels a progress bar over the tiles,
+    shown when there are several.
     """
     height, width = pixels.shape[:2]
     out_shape = output_shape(height, width, scale)
