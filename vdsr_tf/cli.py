@@ -25,7 +25,7 @@ from absl import app, flags, logging
 
 from vdsr_tf import __version__
 from vdsr_tf.atomic import missing_folders, remove_empty_folders
-from vdsr_tf.config import require_folder
+from vdsr_tf.config import CLIP_FORMS, OPTIMIZERS, PRECISIONS, require_folder
 from vdsr_tf.paths import WEIGHTS_NAME, default_checkpoint_dir, default_data_dir
 from vdsr_tf.runtime import prefer_bfc_allocator
 
@@ -108,7 +108,7 @@ flags.DEFINE_integer("batch_size", 64, "Patches per step (paper: 64).")
 flags.DEFINE_enum(
     "optimizer",
     "sgd",
-    ["sgd", "adam"],
+    list(OPTIMIZERS),
     "sgd: the paper's SGD with momentum and adjustable clipping. adam: Adam at --lr, unclipped (not the paper's; "
     "for continuing from the paper schedule's weights, configs/adam_continuation.flags and docs/training.md).",
 )
@@ -123,7 +123,7 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "clip",
     "norm",
-    ["value", "norm", "global_norm"],
+    list(CLIP_FORMS),
     "Reading of the paper's clip to theta/lr: norm (each tensor's L2 norm, as jangsoopark/VDSR-TensorFlow; the "
     "default: at theta 1e-3 it kept every deep ReLU alive in 300 steps), value (each element, the paper's words: "
     "at 1e-3 it killed 82% of the channels of layers 10-19; it trains at 1e-4), global_norm (all gradients' "
@@ -193,7 +193,7 @@ flags.DEFINE_bool(
 flags.DEFINE_enum(
     "precision",
     None,
-    ["auto", "float32", "bfloat16"],
+    list(PRECISIONS),
     "Arithmetic of the network. auto: bfloat16 where the CPU or GPU has bfloat16 units (amx_bf16, avx512_bf16, "
     "GPU 8.0+), else float32. bfloat16: the middle 17 layers in bfloat16, the first two, the last and the add in "
     "float32 (training: the first alone; 2-5x faster on such machines). Default: float32 for evaluation "
@@ -496,7 +496,7 @@ def _check_export_folder(folder: str) -> None:
     if os.path.isfile(folder):
         raise UsageError(f"--export_saved_model: {folder} is a file; the SavedModel is a folder")
     require_folder("export_saved_model", folder)
-    entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # macOS Finder's
+    entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # Finder's hidden file
     others = sorted(entries - SAVED_MODEL_ENTRIES)
     if others or (entries and "saved_model.pb" not in entries):
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from vdsr_tf.atomic import file_in_the_way
 
 OPTIMIZERS = ("sgd", "adam")
+PRECISIONS = ("auto", "float32", "bfloat16")  # --precision; a TrainConfig holds the one resolved
 CLIP_FORMS = ("value", "norm", "global_norm")
 
 

@@ -4,7 +4,7 @@ A hook may define `on_start(trainer)`, `on_step(trainer, logs)`,
 `on_epoch_end(trainer)`, `on_exit(trainer)` (however the run ends) and `on_stop(trainer)`
 (the end of a run that ended well, or by Ctrl-C); the Trainer calls them in list order.
 `logs` holds the step's `loss`, `bicubic_loss`, `learning_rate` and `clipped`. Adding a
-behaviour means adding a hook here and to the list `vdsr_tf.train.train` builds.
+behaviour means adding a hook here and to the list `vdsr_tf.train._hooks` builds.
 """
 
 import os

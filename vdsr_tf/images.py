@@ -295,7 +295,7 @@ OPAQUE_FORMATS = ("JPEG", "BMP")  # no transparency: `write_picture` puts such p
 
 
 def check_storable(path: str, file_format: str, shape: tuple[int, ...]) -> None:
-    """Raises ValueError naming `path` if `file_format` cannot store pixels of `shape` (see `Picture`)."""
+    """Raises ValueError naming `path` if `file_format` cannot store a picture of `shape` (height, width, ...)."""
     height, width = shape[:2]
     largest = _LARGEST_SIDE.get(file_format)
     if largest and max(width, height) > largest:

@@ -259,8 +259,7 @@ def enlarge_files(
                 tally.skipped.append(path)
                 continue
             picture = read_picture(path)
-            height, width, *channels = picture.pixels.shape
-            check_storable(destination, file_format, (*output_shape(height, width, scale), *channels))
+            check_storable(destination, file_format, output_shape(*picture.pixels.shape[:2], scale))
             if picture.frames > 1:
                 logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
             if why:

@@ -11,9 +11,8 @@ Elsewhere TensorFlow emulates it, correctly but slower than float32.
 
 import tensorflow as tf
 
-from vdsr_tf.config import require_choice
+from vdsr_tf.config import PRECISIONS, require_choice
 
-PRECISIONS = ("auto", "float32", "bfloat16")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
