@@ -233,7 +233,6 @@ class TrainingPatches:
         if not all(np.issubdtype(dtype, np.floating) for dtype in dtypes):
             self._file.close()
             raise ValueError(f"{path}: 'data' and 'label' must hold floats in [0, 1], got {dtypes[0]} and {dtypes[1]}")
-        self.path = path
         self.count = shape[0]
         self.scales = self._file["scale"] if "scale" in self._file else None
         self.patch_size = shape[1]

@@ -115,6 +115,11 @@ def output_shape(height: int, width: int, scale: float) -> tuple[int, int]:
     return math.ceil(height * scale), math.ceil(width * scale)
 
 
+def tile_count(out_shape: tuple[int, int], tile: int) -> int:
+    """How many network passes `enlarge` makes for an output of `out_shape`."""
+    return math.ceil(out_shape[0] / tile) * math.ceil(out_shape[1] / tile)
+
+
 def enlarge(
     pixels: np.ndarray, scale: float, predict, *, tile: int, margin: int, progress: str | None = None
 ) -> np.ndarray:
@@ -130,7 +135,7 @@ def enlarge(
     out_shape = output_shape(height, width, scale)
     out = np.empty(out_shape + pixels.shape[2:], pixels.dtype)
     resize = _band_resizer((height, width), out_shape)
-    tiles = math.ceil(out_shape[0] / tile) * math.ceil(out_shape[1] / tile)
+    tiles = tile_count(out_shape, tile)
 
     def read_rows(first: int, last: int) -> np.ndarray:
         return _to_planes(pixels[first:last])

@@ -38,7 +38,16 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
 from vdsr_tf.images import probe_picture, read_picture, upright_size, write_picture
-from vdsr_tf.infer import MAX_SCALE, check_scale, enlarge, enlarge_files, output_format, output_path, output_shape
+from vdsr_tf.infer import (
+    MAX_SCALE,
+    check_scale,
+    enlarge,
+    enlarge_files,
+    output_format,
+    output_path,
+    output_shape,
+    tile_count,
+)
 
 # Pillow's format name (`probe_picture`'s) -> the name the page shows.
 ACCEPTED_FORMATS = {
@@ -299,8 +308,7 @@ def _enlarge_in_turn(service: Service, job: Job, path: str, scale: float, file_f
 def _enlarge_upload(service: Service, job: Job, path: str, name: str, scale: float, facts: dict) -> dict:
     """Enlarges the saved upload as `vdsr --input` would; the JSON the page gets back."""
     file_format, why = output_format(facts["format"], facts["deep"], service.requested_format, alpha=facts["alpha"])
-    out_height, out_width = output_shape(facts["height"], facts["width"], scale)
-    job.tiles = math.ceil(out_height / service.tile) * math.ceil(out_width / service.tile)
+    job.tiles = tile_count(output_shape(facts["height"], facts["width"], scale), service.tile)
     result_id = uuid.uuid4().hex
     folder = os.path.join(service.folder, result_id)
     try:
