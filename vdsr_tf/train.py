@@ -56,9 +56,10 @@ class TrainingStopped(Exception):
 class Trainer:
     """Runs the steps from the restored step to the end of the schedule, calling the hooks around them."""
 
-    def __init__(self, config: TrainConfig, *, model, optimizer, strategy, patches, checkpoint_dir, hooks):
+    def __init__(self, config: TrainConfig, *, model, optimizer, strategy, patches, checkpoint_dir):
         self.config, self.model, self.strategy, self.patches = config, model, strategy, patches
-        self.checkpoint_dir, self.hooks = checkpoint_dir, hooks
+        self.checkpoint_dir = checkpoint_dir
+        self.hooks = []  # `_hooks`: the checkpointing one needs the checkpoint of this Trainer's variables
         self.step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch_sums = tf.Variable([0.0, 0.0], trainable=False, name="epoch_loss_sums")
         self.is_chief = is_chief(strategy)
@@ -256,7 +257,6 @@ def build_trainer(config, strategy, patches, checkpoint_dir):
             strategy=strategy,
             patches=patches,
             checkpoint_dir=checkpoint_dir,
-            hooks=[],
         )
     core = tf.train.Checkpoint(model=model, optimizer=optimizer, step=trainer.step_variable)
     checkpoint = tf.train.Checkpoint(
