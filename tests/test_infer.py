@@ -347,7 +347,7 @@ def test_transparency_goes_onto_white_in_jpeg_and_keeps_png_for_a_bmp(predict, t
     assert "logo.png: written as JPEG (transparency put onto white: JPEG holds none)" in caplog.text
     # Pillow reads a BMP with alpha from a BITFIELDS header alone; it writes its own without.
     assert output_format("BMP", False, None, alpha=True) == ("PNG", "PNG keeps the transparency")
-    assert output_format("BMP", False, None) == ("BMP", None)
+    assert output_format("BMP", False, None, alpha=False) == ("BMP", None)
 
 
 def test_running_out_of_memory_fails_the_file_alone(tmp_path):

@@ -186,10 +186,13 @@ def _saved_step(path: str) -> int | None:
 class ProgressBar:
     """A tqdm bar per epoch with the loss, lr and clipped share."""
 
+    def __init__(self):
+        self.epoch, self.bar = None, None
+
     def on_step(self, trainer, logs):
         config = trainer.config
         epoch = (trainer.step - 1) // config.steps_per_epoch
-        if getattr(self, "epoch", None) != epoch:
+        if self.epoch != epoch:
             self.close()
             self.epoch = epoch
             done = trainer.step - 1 - epoch * config.steps_per_epoch
@@ -205,7 +208,7 @@ class ProgressBar:
         self.close()
 
     def close(self):
-        if getattr(self, "bar", None) is not None:
+        if self.bar is not None:
             self.bar.close()
             self.bar = None
 
@@ -217,6 +220,9 @@ class StopSignal:
     Ctrl-C stops at once; where SIGINT is ignored (a shell's background job), it stays ignored.
     """
 
+    def __init__(self):
+        self.previous = {}  # the handlers it replaced, put back on exit
+
     def on_start(self, trainer):
         def request_stop(signum, frame):
             if signum == signal.SIGINT:
@@ -225,13 +231,12 @@ class StopSignal:
                 logging.info("stopping after this step (Ctrl-C again stops at once)")
             trainer.stop_signal = signum
 
-        self.previous = {}
         if threading.current_thread() is not threading.main_thread():  # only it may set handlers
             return
         stopping = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
         self.previous = {signum: signal.signal(signum, request_stop) for signum in stopping}
 
     def on_exit(self, trainer):
-        for signum, handler in getattr(self, "previous", {}).items():
+        for signum, handler in self.previous.items():
             if handler is not None:  # None: a handler set from C, which Python cannot put back
                 signal.signal(signum, handler)

@@ -178,9 +178,7 @@ def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
     return os.path.join(out_dir, f"{stem}_x{scale:g}.{_EXTENSIONS[file_format]}")
 
 
-def output_format(
-    input_format: str, deep: bool, requested: str | None, *, alpha: bool = False
-) -> tuple[str, str | None]:
+def output_format(input_format: str, deep: bool, requested: str | None, *, alpha: bool) -> tuple[str, str | None]:
     """(the format to write, why it is not the input's or what it loses where that is worth a line in
     the log, or None).
 
