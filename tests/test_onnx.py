@@ -86,7 +86,9 @@ def test_export_onnx_writes_the_checkpoint_and_never_replaces_unasked(checkpoint
     assert replaced.returncode == 0, replaced.stderr[-2000:]
 
 
-@pytest.mark.parametrize("where, message", [("folder", "is a folder"), ("under_a_file", "cannot write")])
+@pytest.mark.parametrize(
+    "where, message", [("folder", "is a folder"), ("under_a_file", "a_file is a file, not a folder")]
+)
 def test_export_onnx_to_an_impossible_path_is_one_line(checkpoint_dir, tmp_path, where, message):
     (tmp_path / "folder").mkdir()
     (tmp_path / "a_file").write_text("")
