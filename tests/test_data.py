@@ -64,6 +64,14 @@ def test_input_patch_is_the_bicubic_degradation_of_its_label_region():
         np.testing.assert_array_equal(input_patch[:, :, 0], interpolated[region].astype(np.float32))
 
 
+def test_an_image_smaller_than_a_scale_yields_no_patch_of_it():
+    """modcrop by 4 leaves nothing of 3 rows, which imresize refuses: the image's other scales still count."""
+    image = np.random.default_rng(4).integers(0, 256, (3, 60, 3), dtype=np.uint8)
+    settings = PatchSettings(scales=(2, 4), rotations=(0, 90), flips=("none",), patch_size=2, stride=2)
+    inputs, _, scales = image_patches(image, settings)
+    assert len(inputs) == count_image_patches(3, 60, settings) > 0 and 2 in scales
+
+
 def test_rotated_patches_come_from_the_rotated_image():
     image = np.random.default_rng(3).integers(0, 256, (42, 84, 3), dtype=np.uint8)
     settings = PatchSettings(scales=(2,), rotations=(90,), flips=("none",), patch_size=42, stride=42)

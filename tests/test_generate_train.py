@@ -65,6 +65,7 @@ def test_bad_setting(tiny_data_dir, tmp_path):
         ("--workers=0", "error: --workers must be at least 1, got 0"),
         ("--seed=-1", "error: --seed must be at least 0, got -1"),
         ("--max_images=-1", "error: --max_images must be at least 0, got -1"),
+        (f"--seed={2**63}", f"error: --seed must be under 2**63, got {2**63}"),
     ],
 )
 def test_a_bad_number_names_its_flag(tiny_data_dir, tmp_path, flag, message):
@@ -79,7 +80,10 @@ def test_an_output_in_a_folder_that_cannot_exist_is_one_line_error(tiny_data_dir
     result = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", f"--output={blocker / 'train.h5'}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and str(blocker) in last
+    assert last == f"error: --output: {blocker} is a file, not a folder"  # before the generation, not after
+    assert "images" not in result.stderr  # no progress bar: nothing was generated
+    empty = run_script(f"--data_dir={tiny_data_dir}", "--train_sets=T91", "--output=")
+    assert empty.stderr.strip().splitlines()[-1] == "error: --output: give a file name; it is empty"
 
 
 def test_an_existing_output_is_replaced_only_with_overwrite(tiny_data_dir, tmp_path):

@@ -1,4 +1,4 @@
-"""Training patches: generation into HDF5 (the authors' MATLAB `generate_train.m`) and reading.
+"""Training patches: generation into HDF5 (the public MATLAB `generate_train.m` scripts' recipe) and reading.
 
 For every training image and augmentation (rotation, flip, optional downsize,
 applied to the RGB image first), and for every scale: Y of MATLAB
@@ -114,8 +114,11 @@ def image_patches(image: np.ndarray, settings: PatchSettings):
         luminance = rgb_to_y(variant).astype(np.float64) / 255
         for scale in settings.scales:
             label = modcrop(luminance, scale)
+            corners = patch_corners(*label.shape, patch_size=size, stride=settings.stride)
+            if not corners:  # smaller than a patch (or than the scale, which would crop it to nothing)
+                continue
             interpolated = bicubic_degrade(label, scale)
-            for top, left in patch_corners(*label.shape, patch_size=size, stride=settings.stride):
+            for top, left in corners:
                 inputs.append(interpolated[top : top + size, left : left + size])
                 labels.append(label[top : top + size, left : left + size])
                 scales.append(scale)
@@ -150,7 +153,7 @@ def _write_patches(file, pool, paths: list[str], counts: list[int], order: np.nd
     results = pool.imap(_patches_of_path, ((path, settings) for path in paths))
     for index, (inputs, labels, scales) in enumerate(tqdm(results, total=len(paths), desc="images", unit="img")):
         if len(inputs) != counts[index]:
-            raise RuntimeError(f"{paths[index]}: expected {counts[index]} patches, got {len(inputs)}")
+            raise ValueError(f"{paths[index]}: changed while it was read ({counts[index]} patches, then {len(inputs)})")
         positions = order[offsets[index] : offsets[index + 1]]
         for position, input_patch, label_patch in zip(positions, inputs, labels):
             # One patch is one uncompressed chunk: writing its bytes directly

@@ -1,4 +1,4 @@
-"""Writes the VDSR training patches (the authors' generate_train.m) to an HDF5 file.
+"""Writes the VDSR training patches (the public MATLAB generate_train.m recipe) to an HDF5 file.
 
 python data/generate_dataset/generate_train.py --data_dir=../shared/datasets --output=data/train.h5
 """
@@ -9,6 +9,8 @@ import time
 
 from absl import app, flags, logging
 
+from vdsr_tf.atomic import remove_leftovers
+from vdsr_tf.config import require_folder
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
 from vdsr_tf.paths import default_data_dir
@@ -23,7 +25,7 @@ flags.DEFINE_string("output", "data/train.h5", "HDF5 file to write (the default 
 flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to generate patches for.")
 flags.DEFINE_list("rotations", ["0", "90"], "Rotations in degrees, multiples of 90.")
 flags.DEFINE_list("flips", ["none", "lr"], "Flips: none, lr (left-right), ud (up-down).")
-flags.DEFINE_list("downsizes", ["1"], "Shrink factors applied first (the authors' later scripts use 1,0.7,0.5).")
+flags.DEFINE_list("downsizes", ["1"], "Shrink factors applied first (twtygqyy/pytorch-vdsr uses 1,0.7,0.5).")
 flags.DEFINE_integer("patch_size", 41, "Patch side in pixels (paper: 41, the receptive field of 20 layers).")
 flags.DEFINE_integer("stride", 41, "Stride between patches.")
 flags.DEFINE_integer("seed", 123, "Seed of the patch shuffle.")
@@ -44,13 +46,19 @@ def _numbers(flag: str, kind: type) -> tuple:
 
 
 def _check_run_flags() -> None:
+    """Everything that would fail only after the generation's minutes is checked first."""
     for flag, least in (("workers", 1), ("seed", 0), ("max_images", 0)):
         if FLAGS[flag].value < least:
             raise ValueError(f"--{flag} must be at least {least}, got {FLAGS[flag].value}")
+    if FLAGS.seed >= 2**63:  # stored as a 64-bit attribute of the file
+        raise ValueError(f"--seed must be under 2**63, got {FLAGS.seed}")
+    if not FLAGS.output:
+        raise ValueError("--output: give a file name; it is empty")
     if os.path.isdir(FLAGS.output):
         raise ValueError(f"--output: {FLAGS.output} is a folder; give a file name, say {FLAGS.output}/train.h5")
     if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
         raise ValueError(f"--output: {FLAGS.output} exists (use --overwrite to replace it)")
+    require_folder("output", os.path.dirname(os.path.abspath(FLAGS.output)))
 
 
 def main(argv):
@@ -78,6 +86,8 @@ def main(argv):
         paths = paths[: FLAGS.max_images]
     if not paths:
         sys.exit(f"error: --data_dir: no images in {', '.join(FLAGS.train_sets)} under {data_dir}/train")
+    for leftover in remove_leftovers(os.path.dirname(os.path.abspath(FLAGS.output))):
+        logging.info("removed %s, left by an interrupted run", leftover)
     started = time.time()
     try:
         summary = generate_training_h5(paths, FLAGS.output, settings=settings, seed=FLAGS.seed, workers=FLAGS.workers)
