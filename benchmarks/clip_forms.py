@@ -23,7 +23,7 @@ from vdsr_tf.step import patch_loss
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file.")
 flags.DEFINE_string("weights", "checkpoints/vdsr.h5", "Trained weights to measure beside He initialisation.")
-flags.DEFINE_integer("batch_size", 64, "Patches in the batch.")
+flags.DEFINE_integer("batch_size", 64, "Patches in the batch.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 THETAS = (1e-3, 1e-4)

@@ -30,7 +30,7 @@ from vdsr_tf.train import train
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file.")
 flags.DEFINE_string("out", "runs/clip_trials", "Folder of the runs (one subfolder per variant) and results.json.")
-flags.DEFINE_integer("steps", 300, "Steps per variant.")
+flags.DEFINE_integer("steps", 300, "Steps per variant.", lower_bound=1)
 flags.DEFINE_float("grad_clip", 1e-3, "theta.")
 flags.DEFINE_list("variants", ["value", "norm", "global_norm", "value:0.1"], "clip form[:bias_lr_scale] each.")
 flags.DEFINE_string("precision", "bfloat16", "float32 or bfloat16.")

@@ -21,10 +21,10 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-flags.DEFINE_integer("height", 2000, "Input height.")
-flags.DEFINE_integer("width", 3000, "Input width.")
+flags.DEFINE_integer("height", 2000, "Input height.", lower_bound=1)
+flags.DEFINE_integer("width", 3000, "Input width.", lower_bound=1)
 flags.DEFINE_float("scale", 2.0, "Enlargement factor.")
-flags.DEFINE_integer("tile", 512, "Tile side, as main.py's --tile.")
+flags.DEFINE_integer("tile", 512, "Tile side, as main.py's --tile.", lower_bound=16)
 flags.DEFINE_string("weights", os.path.join(ROOT, "checkpoints", "vdsr.h5"), "Network to run.")
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "bfloat16"], "As main.py's --precision.")
 flags.DEFINE_bool("child", False, "Internal: run the enlargement in this process and print JSON.")

@@ -21,9 +21,9 @@ from peak import best_seconds, define_precisions_flag, describe_machine, interle
 from vdsr_tf.model import build_vdsr
 
 FLOP_PER_PIXEL = 2 * 664_704
-flags.DEFINE_integer("size", 512, "Side of the square test image.")
-flags.DEFINE_integer("rounds", 3, "Interleaved rounds (the median is reported).")
-flags.DEFINE_integer("repeats", 3, "Timed runs per variant and round (the best is kept).")
+flags.DEFINE_integer("size", 512, "Side of the square test image.", lower_bound=1)
+flags.DEFINE_integer("rounds", 3, "Interleaved rounds (the median is reported).", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed runs per variant and round (the best is kept).", lower_bound=1)
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
 define_precisions_flag("Precisions to time (bfloat16 is emulated, slowly, without bf16 units).")
 FLAGS = flags.FLAGS

@@ -21,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -33,8 +34,10 @@ from vdsr_tf.paths import ROOT
 
 flags.DEFINE_integer("kills", 20, "SIGKILLs to deliver before letting the run finish.")
 flags.DEFINE_integer("seed", 0, "Seed of the kill delays.")
-flags.DEFINE_string("work_dir", "/tmp/vdsr-soak", "Scratch folder (emptied first).")
-flags.DEFINE_integer("epochs", 20, "Epochs of 10 steps.")
+flags.DEFINE_string(
+    "work_dir", "/tmp/vdsr-soak", "Scratch folder: a new one, or one an earlier soak made (it is emptied first)."
+)
+flags.DEFINE_integer("epochs", 20, "Epochs of 10 steps.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -76,21 +79,23 @@ def soak(arguments: list[str], kills: int, generator: random.Random, max_delay: 
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     while True:
         counts["starts"] += 1
-        process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
-        if counts["kills"] < kills:
-            try:
-                process.wait(timeout=generator.uniform(0.5, max_delay))
-            except subprocess.TimeoutExpired:
-                process.send_signal(signal.SIGKILL)
+        with tempfile.TemporaryFile() as log:  # a pipe left unread would stall a run that logs more than it holds
+            process = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=log, env=environment)
+            if counts["kills"] < kills:
+                try:
+                    process.wait(timeout=generator.uniform(0.5, max_delay))
+                except subprocess.TimeoutExpired:
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    counts["kills"] += 1
+                    continue
+            else:
                 process.wait()
-                counts["kills"] += 1
-                continue
-        else:
-            process.wait()
-        if process.returncode == 0:
-            return counts
-        counts["failed_resumes"] += 1
-        print(process.stderr.read().decode()[-800:])
+            if process.returncode == 0:
+                return counts
+            counts["failed_resumes"] += 1
+            log.seek(0)
+            print(log.read().decode()[-800:])
         if counts["failed_resumes"] > 3:
             return counts
 
@@ -122,13 +127,23 @@ def check(checkpoint_dir: str, reference_dir: str) -> dict:
     return found
 
 
+MARK = ".kill_soak"  # in the work folder: emptying it loses only an earlier soak's scratch files
+
+
 def main(argv):
     del argv
-    shutil.rmtree(FLAGS.work_dir, ignore_errors=True)
+    if os.path.isdir(FLAGS.work_dir) and os.listdir(FLAGS.work_dir):
+        if not os.path.isfile(os.path.join(FLAGS.work_dir, MARK)):
+            sys.exit(f"error: --work_dir: {FLAGS.work_dir} holds files this script did not make; give a new folder")
+        shutil.rmtree(FLAGS.work_dir)
+    os.makedirs(FLAGS.work_dir, exist_ok=True)
+    open(os.path.join(FLAGS.work_dir, MARK), "w").close()
     data_dir, train_h5 = make_data(os.path.join(FLAGS.work_dir, "data"))
     reference = os.path.join(FLAGS.work_dir, "reference")
     started = time.time()
-    subprocess.run(command(data_dir, train_h5, reference), check=True, capture_output=True)
+    finished = subprocess.run(command(data_dir, train_h5, reference), capture_output=True, text=True)
+    if finished.returncode:
+        sys.exit(f"error: the reference run failed: {finished.stderr.strip().splitlines()[-1:]}")
     duration = time.time() - started
     print(f"reference run: {duration:.0f} s")
     totals, runs = {}, 0
@@ -143,6 +158,8 @@ def main(argv):
                 max(totals.get(key, 0), value) if key == "max_weight_difference" else totals.get(key, 0) + value
             )
     print(json.dumps({"runs": runs, **totals}, indent=1))
+    failures = ("failed_resumes", "unreadable_files", "stale_vdsr_h5", "missing_record_rows", "leftover_temporaries")
+    return 1 if any(totals.get(key) for key in failures) or totals.get("max_weight_difference") else 0
 
 
 if __name__ == "__main__":

@@ -56,11 +56,11 @@ from vdsr_tf.model import (
 )
 from vdsr_tf.step import make_train_step
 
-flags.DEFINE_integer("size", 512, "Side of the square test image.")
-flags.DEFINE_integer("rounds", 3, "Interleaved rounds of every variant (the median is reported).")
-flags.DEFINE_integer("repeats", 3, "Timed inference runs per variant and round (the best is kept).")
-flags.DEFINE_integer("steps", 3, "Timed training steps per variant and round (the best is kept).")
-flags.DEFINE_integer("threads", 2, "Threads of OpenVINO, ONNX Runtime and PyTorch.")
+flags.DEFINE_integer("size", 512, "Side of the square test image.", lower_bound=1)
+flags.DEFINE_integer("rounds", 3, "Interleaved rounds of every variant (the median is reported).", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed inference runs per variant and round (the best is kept).", lower_bound=1)
+flags.DEFINE_integer("steps", 3, "Timed training steps per variant and round (the best is kept).", lower_bound=1)
+flags.DEFINE_integer("threads", 2, "Threads of OpenVINO, ONNX Runtime and PyTorch.", lower_bound=1)
 flags.DEFINE_string("weights", None, "A vdsr_tf weights file; default a seeded build_vdsr(seed=0).")
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
 FLAGS = flags.FLAGS

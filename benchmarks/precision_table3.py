@@ -7,8 +7,10 @@ once per precision; the table gives both PSNR / SSIM, their differences and
 the seconds per image of each. `--results_json` keeps the rows.
 """
 
+import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 from vdsr_tf.atomic import write_json
@@ -34,10 +36,14 @@ def main(argv):
 
 
 def print_table():
+    if FLAGS.results_json and os.path.isdir(FLAGS.results_json):
+        raise ValueError(f"--results_json: {FLAGS.results_json} is a folder; give a file name")
     predictors = {
         precision: make_predictor(load_vdsr(FLAGS.weights, precision=precision)[0])
         for precision in ("float32", "bfloat16")
     }
+    for predict in predictors.values():  # the first call traces the graph: not the first cell's seconds
+        predict(np.zeros((48, 48), np.float32))
     rows = []
     print(
         "| dataset | scale | float32 PSNR / SSIM | bfloat16 PSNR / SSIM | difference | seconds per image f32 / bf16 |"

@@ -27,8 +27,10 @@ from vdsr_tf.model import TRAINING_FLOAT32_LEADING_LAYERS, build_vdsr
 from vdsr_tf.step import clip_gradients, make_train_step, patch_loss
 
 STEP_FLOP = 3 * 2 * 664_704 * 41 * 41 * 64
-flags.DEFINE_integer("rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).")
-flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).")
+flags.DEFINE_integer(
+    "rounds", 3, "Interleaved rounds of matmul and every variant (the median is reported).", lower_bound=1
+)
+flags.DEFINE_integer("steps", 3, "Timed steps per variant and round (the best is kept).", lower_bound=1)
 flags.DEFINE_string("results_json", None, "Also write the rows to this JSON file.")
 define_precisions_flag("Precisions to time (bfloat16 is emulated without bf16 units).")
 FLAGS = flags.FLAGS

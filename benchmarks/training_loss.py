@@ -18,7 +18,7 @@ from vdsr_tf.metrics import loss_over_bicubic
 from vdsr_tf.model import load_vdsr
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file written by data/generate_dataset/generate_train.py.")
-flags.DEFINE_integer("count", 2048, "Patches in the sample.")
+flags.DEFINE_integer("count", 2048, "Patches in the sample.", lower_bound=1)
 flags.DEFINE_integer("seed", 2026, "Seed that draws the sample.")
 FLAGS = flags.FLAGS
 
