@@ -205,7 +205,10 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
         ),
         (["--export_saved_model=README.md/model"], "--export_saved_model: cannot make README.md/model: "),
         (["--export_onnx=README.md/vdsr.onnx"], f"--export_onnx: {os.path.join(ROOT, 'README.md')} is a file"),
-        (["--input=x.png", "--scales=3"], "--scales is for evaluation; to enlarge by 3, give --scale=3"),
+        (
+            ["--input=x.png", "--scales=3"],
+            "--scales is for evaluation and training's validation; to enlarge by 3, give --scale=3",
+        ),
         (["--scale=3"], "--scale is for --input and --serve; evaluation takes --scales (say --scales=3)"),
         (
             ["--input=data/datasets/test/Set5/bird.png", "--output=big.jpg"],

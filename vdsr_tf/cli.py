@@ -635,7 +635,10 @@ def _check_scale_flags(*, enlarging: bool, evaluating: bool) -> None:
     """--scale (enlarging, any real factor) and --scales (evaluating) differ by one letter: the other
     mode's flag would be silently unused (`--input=photo.jpg --scales=3` would enlarge x2)."""
     if enlarging and FLAGS["scales"].present:
-        raise UsageError(f"--scales is for evaluation; to enlarge by {FLAGS.scales[0]}, give --scale={FLAGS.scales[0]}")
+        raise UsageError(
+            f"--scales is for evaluation and training's validation; to enlarge by {FLAGS.scales[0]}, "
+            f"give --scale={FLAGS.scales[0]}"
+        )
     if evaluating and FLAGS["scale"].present:
         raise UsageError(
             f"--scale is for --input and --serve; evaluation takes --scales (say --scales={FLAGS.scale:g})"
