@@ -32,10 +32,23 @@ def test_leftovers_of_ended_processes_go_those_of_running_ones_stay(tmp_path):
     for name in names:
         (tmp_path / name).write_bytes(b"x")
     os.utime(tmp_path / f".tmp-{os.getpid()}-old.png", (0, 0))
-    removed = remove_leftovers(str(tmp_path))
+    removed = remove_leftovers(str(tmp_path), project_folder=True)
     assert sorted(os.path.basename(path) for path in removed) == sorted(
         name for name, stays in names.items() if not stays
     )
+    assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
+
+
+def test_in_a_users_folder_only_temporaries_of_the_exact_form_go(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    with atomic_path(str(tmp_path / "photo_x2.png"), suffix=".png") as temporary:
+        form = os.path.basename(temporary).replace(str(os.getpid()), str(ended.pid))
+    names = {form: False, ".tmp-session": True, f".tmp-{ended.pid}-notes.txt": True, ".tmp-k1ll3d.h5": True}
+    names["photo_x2.png"] = True  # what the block wrote
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert [os.path.basename(path) for path in remove_leftovers(str(tmp_path))] == [form]
     assert sorted(os.listdir(tmp_path)) == sorted(name for name, stays in names.items() if stays)
 
 

@@ -205,10 +205,10 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
         ),
         (["--export_saved_model=README.md/model"], "--export_saved_model: cannot make README.md/model: "),
         (["--export_onnx=README.md/vdsr.onnx"], f"--export_onnx: {os.path.join(ROOT, 'README.md')} is a file"),
-        (
-            ["--input=x.png", "--scales=3"],
-            "--scales is for evaluation and training's validation; to enlarge by 3, give --scale=3",
-        ),
+        (["--input=x.png", "--scales=3"], "--scales is for evaluation; to enlarge by 3, give --scale=3"),
+        (["--is_train=True", "--scales=2"], "--scales: training validates at x2, x3 and x4, the columns of its record"),
+        (["--is_train=True", "--scale=2"], "--scale: training validates at x2, x3 and x4"),
+        (["--scale=2.5"], "--scale is for --input and --serve; evaluation takes --scales"),
         (["--scale=3"], "--scale is for --input and --serve; evaluation takes --scales (say --scales=3)"),
         (
             ["--input=data/datasets/test/Set5/bird.png", "--output=big.jpg"],

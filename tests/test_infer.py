@@ -433,7 +433,7 @@ def test_command_line_folder_with_one_bad_file_then_a_rerun(tmp_path, checkpoint
     # The rerun skips what exists, exits 0 with nothing failed, and removes what a killed run left.
     before = (out / "ok_x2.5.png").read_bytes()
     (folder / "zero.png").unlink()
-    (out / ".tmp-k1ll3d_x.png").write_bytes(b"half")
+    (out / ".tmp-99999999999999999999-k1ll3dxx.png").write_bytes(b"half")  # a killed run's, of no live process
     result = run_main(*flags)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "0 written, 2 skipped, 0 failed"

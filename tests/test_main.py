@@ -198,13 +198,6 @@ def test_adam_continuation_flagfile_carries_on_from_given_weights(tiny_training_
     assert record["learning_rate"] == [{"from_step": 4, "lr": 1e-4, "optimizer": "adam"}]
 
 
-def test_training_validates_at_the_scales_given(tiny_training_flags, tmp_path):
-    result = run_main(*tiny_training_flags, "--scales=3", "--steps_per_epoch=2", "--epochs=1")
-    assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((tmp_path / "ck" / "training_record.json").read_text())
-    assert [sorted(row) for row in record["validation"]] == [["psnr_x3", "step"]] * 2  # steps 0 and 2
-
-
 def test_kept_epoch_weights_average_into_a_new_checkpoint(tiny_training_flags, tmp_path):
     result = run_main(*tiny_training_flags, "--keep_epoch_weights", "--steps_per_epoch=2", "--epochs=3")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -13,6 +13,7 @@ TEMPORARY_PREFIX = ".tmp-"
 _WRITER = re.compile(re.escape(TEMPORARY_PREFIX) + r"(\d+)-")  # the writing process's id follows the prefix
 _FOLDER_MARK = "folder-"  # after the id in `atomic_folder`'s names: only such folders are removed as leftovers
 _FOLDER = re.compile(_WRITER.pattern + _FOLDER_MARK + r"[a-z0-9_]{8}")
+_FILE = re.compile(_WRITER.pattern + r"[a-z0-9_]{8}(?:\.[A-Za-z0-9]+)?")  # mkstemp's 8 characters, the suffix
 _IMPORTED = time.time()  # files of this process's id from before it are a killed predecessor's (a container's pid 1)
 
 
@@ -127,17 +128,22 @@ def _written_by_a_running_process(path: str, pid: int) -> bool:
     return True
 
 
-def remove_leftovers(directory: str) -> list[str]:
+def remove_leftovers(directory: str, *, project_folder: bool = False) -> list[str]:
     """Removes the temporary files `atomic_path` leaves in `directory` when a process is killed.
 
-    A file of a process that is still running (a second run writing into the same folder) stays;
-    so does, until its id is free again, one of a killed process whose id a running one now has.
+    Only names of its exact form go: the folder may be the user's own (an --output of their home),
+    whose .tmp-* files stay. In a `project_folder` (a checkpoint folder, which only this project
+    writes) every .tmp-* file goes, earlier versions' names included. A file of a process that is
+    still running (a second run writing into the same folder) stays; so does, until its id is free
+    again, one of a killed process whose id a running one now has.
     """
     removed = []
     if os.path.isdir(directory):
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
             if not name.startswith(TEMPORARY_PREFIX) or not os.path.isfile(path):
+                continue
+            if not project_folder and not _FILE.fullmatch(name):
                 continue
             writer = _WRITER.match(name)
             if not writer or not _written_by_a_running_process(path, int(writer.group(1))):

@@ -56,9 +56,7 @@ flags.DEFINE_list(
     None,
     "Datasets under <data_dir>/test to evaluate (default: those of Set5, Set14, B100, Urban100 present).",
 )
-flags.DEFINE_list(
-    "scales", ["2", "3", "4"], "Scales to evaluate, and to validate at while training (integers of at least 2)."
-)
+flags.DEFINE_list("scales", ["2", "3", "4"], "Scales to evaluate (integers of at least 2).")
 flags.DEFINE_string("results_json", None, "Also write the evaluation rows to this JSON file.")
 flags.DEFINE_string(
     "save_images", None, "Folder to write the super-resolved Y images to, as <folder>/<dataset>/<name>_x<scale>.png."
@@ -530,7 +528,6 @@ def run_training() -> int:
         checkpoint_dir=FLAGS.checkpoint_dir,
         log_dir=FLAGS.tensorboard_dir,
         validation_paths=tuple(dataset_paths(_data_dir(), FLAGS.validation_dataset, flag="--validation_dataset")),
-        validation_scales=tuple(_scales(FLAGS.scales)),
         depth=FLAGS.depth or 20,
         width=FLAGS.width,
         residual=FLAGS.residual,
@@ -628,21 +625,20 @@ def _check_mode_flags() -> None:
     modes = [f"--{name}" for name in MODES if FLAGS[name].value] + ["--is_train"] * FLAGS.is_train
     if len(modes) > 1:
         raise UsageError(f"{' and '.join(modes)}: give one mode at a time")
-    _check_scale_flags(enlarging=bool(FLAGS.input or FLAGS.serve), evaluating=not modes)
+    _check_scale_flags(enlarging=bool(FLAGS.input or FLAGS.serve), evaluating=not modes, training=FLAGS.is_train)
 
 
-def _check_scale_flags(*, enlarging: bool, evaluating: bool) -> None:
+def _check_scale_flags(*, enlarging: bool, evaluating: bool, training: bool) -> None:
     """--scale (enlarging, any real factor) and --scales (evaluating) differ by one letter: the other
     mode's flag would be silently unused (`--input=photo.jpg --scales=3` would enlarge x2)."""
     if enlarging and FLAGS["scales"].present:
-        raise UsageError(
-            f"--scales is for evaluation and training's validation; to enlarge by {FLAGS.scales[0]}, "
-            f"give --scale={FLAGS.scales[0]}"
-        )
+        raise UsageError(f"--scales is for evaluation; to enlarge by {FLAGS.scales[0]}, give --scale={FLAGS.scales[0]}")
+    if training and (FLAGS["scales"].present or FLAGS["scale"].present):
+        name = "--scales" if FLAGS["scales"].present else "--scale"
+        raise UsageError(f"{name}: training validates at x2, x3 and x4, the columns of its record; drop {name}")
     if evaluating and FLAGS["scale"].present:
-        raise UsageError(
-            f"--scale is for --input and --serve; evaluation takes --scales (say --scales={FLAGS.scale:g})"
-        )
+        advice = f" (say --scales={FLAGS.scale:g})" if float(FLAGS.scale).is_integer() else ""
+        raise UsageError(f"--scale is for --input and --serve; evaluation takes --scales{advice}")
 
 
 def _unexpected(arguments: list[str]) -> str:

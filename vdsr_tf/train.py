@@ -313,7 +313,7 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
             os.path.join(checkpoint_dir, training_hooks.EPOCH_WEIGHTS_DIR),
             state_dir(checkpoint_dir),
         ):
-            remove_leftovers(folder)
+            remove_leftovers(folder, project_folder=True)
         trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
         started_from = _restore(config, trainer, checkpoint, core, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
