@@ -14,6 +14,7 @@ choice of the default rests on the training-data figures.
 """
 
 import os
+import sys
 
 import keras
 import numpy as np
@@ -26,7 +27,7 @@ from vdsr_tf.images import dataset_paths
 from vdsr_tf.model import conv_layers, load_vdsr
 from vdsr_tf.paths import default_data_dir
 from vdsr_tf.record import RECORD_NAME, read_record
-from vdsr_tf.train import train
+from vdsr_tf.train import TrainingStopped, train
 
 flags.DEFINE_string("train_h5", "data/train.h5", "Patch file.")
 flags.DEFINE_string("out", "runs/clip_trials", "Folder of the runs (one subfolder per variant) and results.json.")
@@ -86,11 +87,16 @@ def measure_run(checkpoint_dir: str, name: str) -> dict:
 
 def main(argv):
     del argv
-    validation_paths = dataset_paths(default_data_dir(), "Set5")
-    if FLAGS.measure:
-        results = [measure_run(folder, folder) for folder in FLAGS.measure]
-    else:
-        results = [run_variant(name, validation_paths) for name in FLAGS.variants]
+    try:
+        validation_paths = dataset_paths(default_data_dir(), "Set5")
+        if FLAGS.measure:
+            results = [measure_run(folder, folder) for folder in FLAGS.measure]
+        else:
+            results = [run_variant(name, validation_paths) for name in FLAGS.variants]
+    except ValueError as error:  # a missing Set5 or training file, a bad variant
+        sys.exit(f"error: {error}")
+    except TrainingStopped as stop:
+        sys.exit(f"{stop}: the same command continues that variant")
     os.makedirs(FLAGS.out, exist_ok=True)
     write_json(os.path.join(FLAGS.out, "results.json"), results)
     print(

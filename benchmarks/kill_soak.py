@@ -134,8 +134,12 @@ def main(argv):
     del argv
     if os.path.isdir(FLAGS.work_dir) and os.listdir(FLAGS.work_dir):
         if not os.path.isfile(os.path.join(FLAGS.work_dir, MARK)):
-            sys.exit(f"error: --work_dir: {FLAGS.work_dir} holds files this script did not make; give a new folder")
+            sys.exit(
+                f"error: --work_dir: {FLAGS.work_dir} has files but no {MARK} mark of this script; give a new folder"
+            )
         shutil.rmtree(FLAGS.work_dir)
+    if os.path.exists(FLAGS.work_dir) and not os.path.isdir(FLAGS.work_dir):
+        sys.exit(f"error: --work_dir: {FLAGS.work_dir} is a file; give a folder")
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     open(os.path.join(FLAGS.work_dir, MARK), "w").close()
     data_dir, train_h5 = make_data(os.path.join(FLAGS.work_dir, "data"))
@@ -143,7 +147,7 @@ def main(argv):
     started = time.time()
     finished = subprocess.run(command(data_dir, train_h5, reference), capture_output=True, text=True)
     if finished.returncode:
-        sys.exit(f"error: the reference run failed: {finished.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"error: the reference run failed: {(finished.stderr.strip().splitlines() or ['no output'])[-1]}")
     duration = time.time() - started
     print(f"reference run: {duration:.0f} s")
     totals, runs = {}, 0

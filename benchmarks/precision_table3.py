@@ -36,8 +36,10 @@ def main(argv):
 
 
 def print_table():
-    if FLAGS.results_json and os.path.isdir(FLAGS.results_json):
-        raise ValueError(f"--results_json: {FLAGS.results_json} is a folder; give a file name")
+    if FLAGS.results_json and (
+        os.path.isdir(FLAGS.results_json) or not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.results_json)))
+    ):
+        raise ValueError(f"--results_json: cannot write {FLAGS.results_json} (a folder, or no folder to hold it)")
     predictors = {
         precision: make_predictor(load_vdsr(FLAGS.weights, precision=precision)[0])
         for precision in ("float32", "bfloat16")

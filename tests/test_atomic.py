@@ -82,3 +82,11 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
     with atomic_folder(str(tmp_path / "fresh")) as temporary:
         open(os.path.join(temporary, "new.pb"), "w").write("new")
     assert sorted(os.listdir(tmp_path)) == ["fresh", "saved"] and oct(os.stat(tmp_path / "fresh").st_mode)[-3:] == "755"
+
+
+def test_a_dangling_link_is_named_as_what_is_in_the_way(tmp_path):
+    from vdsr_tf.atomic import file_in_the_way
+
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    assert file_in_the_way(str(tmp_path / "gone" / "run")) == str(tmp_path / "gone")
+    assert file_in_the_way(str(tmp_path / "new" / "run")) is None

@@ -120,9 +120,9 @@ def test_default_verbosity_hides_tensorflows_python_info_lines(checkpoint_dir, t
     saved = tmp_path / "saved"
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={saved}")
     assert result.returncode == 0, result.stderr[-2000:]
-    from vdsr_tf.precision import native_bf16
+    from vdsr_tf.precision import gpu_bf16, native_bf16
 
-    reason = native_bf16()  # the line names the bfloat16 units only where the machine has them
+    reason = native_bf16(gpu=gpu_bf16())  # the line names the bfloat16 units only where the machine has them
     assert result.stderr.splitlines() == [
         "precision: float32, this mode's default"
         + (f" (--precision=auto would use bfloat16: {reason})" * bool(reason)),

@@ -108,6 +108,15 @@ def test_starting_from_the_folders_own_weights_keeps_them_and_a_restart_sets_epo
     assert len([name for name in _files(tiny_training.checkpoint_dir) if name.startswith("previous-")]) == 2
 
 
+def test_other_weights_of_the_folder_carry_its_record_though_it_is_set_aside(tiny_training):
+    _run(tiny_training, max_steps=3)
+    best = os.path.join(tiny_training.checkpoint_dir, "best.h5")
+    shutil.copy(os.path.join(tiny_training.checkpoint_dir, "vdsr.h5"), best)
+    shutil.rmtree(os.path.join(tiny_training.checkpoint_dir, "state"))
+    record = _run(tiny_training, max_steps=1, init_weights=best)
+    assert [row["step"] for row in record["validation"]] == [0, 3, 4]
+
+
 def test_init_weights_beside_a_saved_state_is_said_to_be_unused(tiny_training, tmp_path, caplog):
     _run(tiny_training, max_steps=3)
     other = str(tmp_path / "other.h5")
@@ -336,6 +345,17 @@ def test_a_resume_keeps_sgd_with_or_without_momentum(tiny_training):
     with pytest.raises(ValueError, match=r"--momentum=0.0: .* holds the state of a run with momentum; start this run"):
         _run(tiny_training, max_steps=1, optimizer="sgd", momentum=0.0)
     assert _run(tiny_training, max_steps=1, optimizer="sgd", momentum=0.5)["steps"] == 3
+    _run(tiny_training, checkpoint_dir=tiny_training.checkpoint_dir + "-plain", max_steps=2, momentum=0.0)
+    with pytest.raises(ValueError, match=r"--momentum=0.9: .* holds the state of a run without momentum"):
+        _run(tiny_training, checkpoint_dir=tiny_training.checkpoint_dir + "-plain", max_steps=1, momentum=0.9)
+
+
+def test_a_resume_logs_a_changed_momentum(tmp_path, caplog):
+    path = tmp_path / RECORD_NAME
+    path.write_text(json.dumps({"steps": 500, "config": {"momentum": 0.9}}))
+    with caplog.at_level(logging.INFO, logger="absl"):
+        load_record([str(path)], 500, {"momentum": 0.5})
+    assert "momentum changes from 0.9 to 0.5 at step 500" in caplog.text
 
 
 def test_a_run_from_epoch_weights_carries_their_runs_record(tiny_training, tmp_path):

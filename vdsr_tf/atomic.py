@@ -79,10 +79,10 @@ def unused_path(path: str) -> str:
 
 
 def missing_folders(folder: str) -> list[str]:
-    """The folders `os.makedirs(folder)` would create, deepest first."""
+    """The folders `os.makedirs(folder)` would create, deepest first (a dangling link is not one)."""
     missing = []
     folder = os.path.abspath(folder)
-    while not os.path.exists(folder):
+    while not os.path.lexists(folder):
         missing.append(folder)
         folder = os.path.dirname(folder)
     return missing

@@ -561,7 +561,8 @@ def run_training() -> int:
     try:
         train(config)
     except TrainingStopped as stop:
-        print(f"{stop}: the same command continues from there", file=sys.stderr)
+        again = "the same command without --restart" if FLAGS.restart else "the same command"
+        print(f"{stop}: {again} continues from there", file=sys.stderr)
         return 128 + stop.signum  # as a shell reports a process a signal ended, so `train && evaluate` stops
     return 0
 

@@ -176,13 +176,18 @@ def _load_start(config, model, path: str) -> int:
     return start
 
 
-def _set_aside_run(checkpoint_dir: str, names: list[str], init_weights: str | None) -> str | None:
-    """Sets the earlier run's `names` aside; returns where --init_weights is now (moved with them or not)."""
+def _set_aside_run(checkpoint_dir: str, names: list[str], start: tuple | None) -> tuple | None:
+    """Sets the earlier run's `names` aside; returns `start` (--init_weights and its run's record) with
+    each path where it is now: moved with them, or where it was."""
     kept = set_aside(checkpoint_dir, names)
-    if not (kept and init_weights):
-        return init_weights
-    inside = os.path.relpath(os.path.abspath(init_weights), os.path.abspath(checkpoint_dir))
-    return os.path.join(kept, inside) if inside.split(os.sep)[0] in names else init_weights
+    if not (kept and start):
+        return start
+
+    def now(path):
+        inside = os.path.relpath(os.path.realpath(path), os.path.realpath(checkpoint_dir))
+        return os.path.join(kept, inside) if inside.split(os.sep)[0] in names else path
+
+    return tuple(now(path) for path in start)
 
 
 def _record_of(weights_path: str) -> str:
@@ -196,16 +201,17 @@ def _record_of(weights_path: str) -> str:
 def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     """Restores the saved state, or starts from --init_weights or afresh, setting earlier work aside.
 
-    --init_weights are read and checked before anything is set aside. Returns the weights file it
-    started from (where it was set aside, if it was among the earlier run's files), None if it
-    resumed or started afresh.
+    --init_weights are read and checked before anything is set aside. Returns the record of the run
+    the start's weights come from (where it was set aside, if it was among the earlier run's files),
+    None if it resumed or started afresh.
     """
     directory = state_dir(checkpoint_dir)
     remove_partial_saves(directory)
     init_weights = config.init_weights
-    start = _load_start(config, trainer.model, init_weights) if init_weights and config.restart else None
+    begin = (init_weights, _record_of(init_weights)) if init_weights else None
+    step = _load_start(config, trainer.model, init_weights) if init_weights and config.restart else None
     if config.restart:
-        init_weights = _set_aside_run(checkpoint_dir, [STATE_NAME, *EARLIER_RUN], init_weights)
+        begin = _set_aside_run(checkpoint_dir, [STATE_NAME, *EARLIER_RUN], begin)
     states = saved_states(directory) if os.path.isdir(directory) else []
     if states:
         _check_resumable(config, states, checkpoint_dir)
@@ -213,13 +219,14 @@ def _restore(config, trainer, checkpoint, core, checkpoint_dir) -> str | None:
     if restored:
         _say_resumed(config, trainer.step, restored)
         return None
-    if init_weights and start is None:
-        start = _load_start(config, trainer.model, init_weights)
-    init_weights = _set_aside_run(checkpoint_dir, list(EARLIER_RUN), init_weights)
-    if init_weights:
-        trainer.step_variable.assign(start)
-        logging.info("started from %s at step %d (optimizer state reset)", init_weights, trainer.step)
-    return init_weights
+    if init_weights and step is None:
+        step = _load_start(config, trainer.model, init_weights)
+    begin = _set_aside_run(checkpoint_dir, list(EARLIER_RUN), begin)
+    if not begin:
+        return None
+    trainer.step_variable.assign(step)
+    logging.info("started from %s at step %d (optimizer state reset)", begin[0], trainer.step)
+    return begin[1]
 
 
 def _say_resumed(config, step: int, restored: str) -> None:
@@ -315,16 +322,16 @@ def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None
         ):
             remove_leftovers(folder, project_folder=True)
         trainer, checkpoint, core = build_trainer(config, strategy, patches, checkpoint_dir)
-        started_from = _restore(config, trainer, checkpoint, core, checkpoint_dir)
+        start_record = _restore(config, trainer, checkpoint, core, checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, state_dir(checkpoint_dir), max_to_keep=config.keep_checkpoints)
         trainer.hooks = _hooks(config, validation, manager)
-        record_sources = [os.path.join(checkpoint_dir, RECORD_NAME)]
-        if started_from:
-            record_sources.append(_record_of(started_from))
+        record_sources = [os.path.join(checkpoint_dir, RECORD_NAME)] + ([start_record] if start_record else [])
         record = load_record(record_sources, trainer.step, asdict(config))
         writer = tf.summary.create_file_writer(config.log_dir)
-        record = trainer.run(record, writer)
-        writer.flush()
+        try:
+            record = trainer.run(record, writer)
+        finally:
+            writer.flush()  # a stopped run's last scalars too
     except BaseException:
         remove_empty_folders(created)  # a start refused (a wrong --init_weights, say) leaves no new folder
         raise
