@@ -313,6 +313,48 @@ def test_second_request_waits_its_turn_and_progress_shows_it(predict):
         app.extensions["vdsr"].close()
 
 
+def test_requests_past_the_waiting_limit_are_refused_before_their_upload(predict):
+    gated = GatedPredictor(predict)
+    app = create_app(gated, margin=3, tile=TILE, limits=Limits(waiting=1))
+    thread = threading.Thread(target=post, args=(app.test_client(), encoded(photo())), kwargs={"job": "held-job"})
+    thread.start()
+    client = app.test_client()
+    try:
+        wait_for(lambda: (client.get("/api/progress/held-job").json or {}).get("state") == "enlarging")
+        refused = post(client, encoded(photo(seed=1)))
+        assert refused.status_code == 503 and "1 photos are waiting already" in refused.json["error"]
+        gated.gate.set()
+        thread.join(timeout=60)
+        assert post(client, encoded(photo(seed=1))).status_code == 200  # the place is free again
+    finally:
+        gated.gate.set()
+        app.extensions["vdsr"].close()
+
+
+def test_another_sites_page_and_another_host_name_are_refused(client):
+    elsewhere = client.post(
+        "/api/enlarge",
+        data={"file": (io.BytesIO(encoded(photo())), "a.png")},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert elsewhere.status_code == 403 and "another site" in elsewhere.json["error"]
+    rebound = client.get("/", headers={"Host": "evil.example:8080"})
+    assert rebound.status_code == 403 and "not evil.example:8080" in rebound.json["error"]
+    own = client.post(
+        "/api/enlarge",
+        data={"scale": "2", "file": (io.BytesIO(encoded(photo())), "a.png")},
+        headers={"Origin": "http://localhost"},  # the test client's own address
+    )
+    assert own.status_code == 200, own.json
+    assert client.get("/", headers={"Host": "[::1]:8080"}).status_code == 200
+
+
+def test_a_strip_under_the_pixel_limit_but_over_the_side_limit_is_refused(make_app):
+    client = make_app(limits=Limits(output_side=60)).test_client()
+    answer = post(client, encoded(photo((8, 32))), "strip.png", scale="2")
+    assert answer.status_code == 422 and answer.json["error"] == "strip.png at x2 would be 64x16; at most 60 a side"
+
+
 def test_progress_counts_tiles_with_an_eta(predict):
     gated = GatedPredictor(predict)
     app = create_app(gated, margin=3, tile=TILE)

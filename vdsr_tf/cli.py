@@ -473,6 +473,7 @@ def run_serve() -> int:
             requested_format=FLAGS.format,
             quality=FLAGS.quality,
             scale=scale,
+            host=FLAGS.host,
         )
         serve(app, listening, host=FLAGS.host, open_browser=FLAGS.open_browser)
     return 0

@@ -72,6 +72,8 @@ class Limits:
 
     upload_bytes: int = 25 * 2**20
     output_pixels: int = 50_000_000
+    output_side: int = 32_768  # a 1-pixel-high strip under the pixel limit would still be one huge band
+    waiting: int = 8  # photos sent and not yet answered; more are refused (any site's page can send them)
 
     def for_page(self) -> dict:
         return {
@@ -142,6 +144,7 @@ class Service:
         self._lock = threading.Lock()
         self._turns = threading.Condition()
         self._next_ticket = self._serving = 0
+        self.pending = 0  # enlarge requests in progress, from upload to answer
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.results: OrderedDict[str, Result] = OrderedDict()
 
@@ -155,6 +158,19 @@ class Service:
             while len(self.jobs) > _KEPT_JOBS:
                 self.jobs.popitem(last=False)
         return job
+
+    @contextlib.contextmanager
+    def admitted(self):
+        """Holds a place among `limits.waiting` requests; aborts with 503 when none is free."""
+        with self._lock:
+            if self.pending >= self.limits.waiting:
+                flask.abort(503, f"{self.pending} photos are waiting already; send this one when they are done")
+            self.pending += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.pending -= 1
 
     @contextlib.contextmanager
     def turn(self, job: Job):
@@ -244,6 +260,8 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
         flask.abort(415, f"{name} is a {input_format} image; this page takes {', '.join(FORMAT_NAMES)}")
     width, height = upright_size(path)
     out_height, out_width = output_shape(height, width, scale)
+    if max(out_width, out_height) > limits.output_side:
+        flask.abort(422, f"{name} at x{scale:g} would be {out_width}x{out_height}; at most {limits.output_side} a side")
     if out_width * out_height > limits.output_pixels:
         largest = math.floor(math.sqrt(limits.output_pixels / (width * height)) * 100) / 100
         advice = f"at most x{largest:g} for this photo" if largest > 1 else "this photo is too large to enlarge here"
@@ -358,6 +376,28 @@ def _page_html(limits: Limits, scale: float) -> str:
     return flask.render_template_string(template, limits=limits.for_page(), scale=scale)
 
 
+def _enlarge_request(service: Service):
+    scale = _scale(flask.request.form.get("scale", ""))
+    upload = flask.request.files.get("file")
+    if upload is None or not upload.filename:
+        flask.abort(400, "choose a photo to enlarge")
+    name = _display_name(upload.filename)
+    job = service.new_job(flask.request.form.get("job"))
+    try:
+        with tempfile.TemporaryDirectory(dir=service.uploads) as folder:
+            path = _saved_upload(upload, folder, name, service.limits)
+            facts = _checked_picture(path, name, scale, service.limits)
+            answer = _enlarge_upload(service, job, path, name, scale, facts)
+    except Cancelled:
+        job.state = "cancelled"
+        flask.abort(409, f"{name}: cancelled")
+    except BaseException:
+        job.state = "failed"
+        raise
+    job.state = "done"
+    return flask.jsonify(answer)
+
+
 def _register_routes(app: flask.Flask, service: Service) -> None:
     @app.get("/")
     def page():
@@ -365,25 +405,8 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
 
     @app.post("/api/enlarge")
     def enlarge_photo():
-        scale = _scale(flask.request.form.get("scale", ""))
-        upload = flask.request.files.get("file")
-        if upload is None or not upload.filename:
-            flask.abort(400, "choose a photo to enlarge")
-        name = _display_name(upload.filename)
-        job = service.new_job(flask.request.form.get("job"))
-        try:
-            with tempfile.TemporaryDirectory(dir=service.uploads) as folder:
-                path = _saved_upload(upload, folder, name, service.limits)
-                facts = _checked_picture(path, name, scale, service.limits)
-                answer = _enlarge_upload(service, job, path, name, scale, facts)
-        except Cancelled:
-            job.state = "cancelled"
-            flask.abort(409, f"{name}: cancelled")
-        except BaseException:
-            job.state = "failed"
-            raise
-        job.state = "done"
-        return flask.jsonify(answer)
+        with service.admitted():  # before the body is read
+            return _enlarge_request(service)
 
     @app.get("/api/progress/<job_id>")
     def progress(job_id: str):
@@ -414,6 +437,25 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
         return "", 204
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _refuse_other_sites(app: flask.Flask, host: str) -> None:
+    """Any site's page may send a form here (browsers ask no permission for that), and one whose name
+    was pointed at 127.0.0.1 (DNS rebinding) may read the answers: a request must name this server
+    (where it listens on this machine alone), and one that changes something must come from its page."""
+
+    @app.before_request
+    def from_this_page():
+        request = flask.request
+        named = request.host[1:].split("]")[0] if request.host.startswith("[") else request.host.split(":")[0]
+        if host in LOCAL_HOSTS and named not in LOCAL_HOSTS:
+            flask.abort(403, f"this server answers to {host}, not {request.host}")
+        origin = request.headers.get("Origin")
+        if request.method not in ("GET", "HEAD") and origin and origin != request.host_url.rstrip("/"):
+            flask.abort(403, "requests from another site's page are refused")
+
+
 def _register_errors(app: flask.Flask, service: Service) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -438,6 +480,7 @@ def create_app(
     scale: float = 2.0,
     limits: Limits = Limits(),
     keep_results: int = 100,
+    host: str = "127.0.0.1",
 ) -> flask.Flask:
     """The page's Flask application around one predictor.
 
@@ -448,6 +491,7 @@ def create_app(
       scale: the scale the page offers first (--scale).
       limits: the largest upload and output.
       keep_results: results kept for download; older ones are removed.
+      host: the address it listens on (--host): on this machine alone, requests must name it.
 
     Returns:
       The app; `app.extensions["vdsr"]` is its `Service`, whose `close()` removes its temporary folder.
@@ -466,6 +510,7 @@ def create_app(
         keep_results=keep_results,
     )
     app.extensions["vdsr"] = service
+    _refuse_other_sites(app, host)
     _register_routes(app, service)
     _register_errors(app, service)
     return app
