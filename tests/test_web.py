@@ -13,6 +13,7 @@ from PIL import ExifTags, Image
 
 pytest.importorskip("flask", reason="the --serve page needs Flask (pip install '.[web]')")
 
+from vdsr_tf import web  # noqa: E402
 from vdsr_tf.web import Limits, create_app  # noqa: E402
 
 TILE = 16  # a 24x32 photo at x2 is 48x64: 3 x 4 = 12 tiles, so progress has steps to count
@@ -347,6 +348,23 @@ def test_another_sites_page_and_another_host_name_are_refused(client):
     )
     assert own.status_code == 200, own.json
     assert client.get("/", headers={"Host": "[::1]:8080"}).status_code == 200
+
+
+def test_a_result_removed_while_asked_for_is_a_404_and_a_failure_names_no_server_path(make_app, monkeypatch):
+    app = make_app()
+    client = app.test_client()
+    answer = post(client, encoded(photo())).json
+    service = app.extensions["vdsr"]
+    os.remove(service.results[answer["id"]].file)  # as a DELETE or an eviction at that moment
+    assert client.get(answer["download"]).status_code == 404
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError(f"{service.folder}/abc/bicubic.png: no space left")
+
+    monkeypatch.setattr(web, "_previews", full_disk)
+    failed = post(client, encoded(photo(seed=2)))
+    assert failed.status_code == 500 and service.folder not in failed.json["error"]
+    assert "abc/bicubic.png: no space left" in failed.json["error"]
 
 
 def test_a_strip_under_the_pixel_limit_but_over_the_side_limit_is_refused(make_app):

@@ -427,9 +427,14 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
         result = service.results.get(result_id)
         if result is None or kind not in ("download", "vdsr", "bicubic"):
             flask.abort(404, "this result is no longer kept by the server; enlarge the photo again")
-        if kind == "download":
-            return flask.send_file(result.file, result.mimetype, as_attachment=True, download_name=result.download_name)
-        return flask.send_file(getattr(result, kind), result.preview_mimetype, max_age=3600)
+        try:
+            if kind == "download":
+                return flask.send_file(
+                    result.file, result.mimetype, as_attachment=True, download_name=result.download_name
+                )
+            return flask.send_file(getattr(result, kind), result.preview_mimetype, max_age=3600)
+        except FileNotFoundError:  # removed meanwhile, by a DELETE or as the oldest kept
+            flask.abort(404, "this result is no longer kept by the server; enlarge the photo again")
 
     @app.delete("/api/results/<result_id>")
     def forget(result_id: str):
@@ -467,7 +472,8 @@ def _register_errors(app: flask.Flask, service: Service) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         logging.exception("the page's request failed")
-        return flask.jsonify(error=f"the server failed ({type(error).__name__}: {error}); see its log"), 500
+        said = str(error).replace(service.folder + os.sep, "").replace(service.folder, "")  # no server paths
+        return flask.jsonify(error=f"the server failed ({type(error).__name__}: {said}); see its log"), 500
 
 
 def create_app(
