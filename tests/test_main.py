@@ -128,15 +128,23 @@ def tiny_training_flags(tiny_data_dir, tmp_path):
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_ctrl_c_stops_training_after_the_step_with_a_saved_state(tiny_training_flags, tmp_path, signum):
+def as_in_a_terminal():
+    """The SIGINT and SIGHUP a process started from a terminal finds (CI may run under nohup)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_sigterm_ctrl_c_or_a_closed_terminal_stops_training_after_the_step_with_a_saved_state(
+    tiny_training_flags, tmp_path, signum
+):
     log = open(tmp_path / "log.txt", "w")
     process = subprocess.Popen(
         [sys.executable, "main.py", *tiny_training_flags, "--steps_per_epoch=100000"],
         cwd=ROOT,
         stdout=log,
         stderr=log,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's Ctrl-C finds it
+        preexec_fn=as_in_a_terminal,
     )
     deadline = time.time() + 120
     while "| 3/100000" not in (tmp_path / "log.txt").read_text() and time.time() < deadline:

@@ -1,8 +1,11 @@
 import os
+import signal
 import subprocess
 import sys
 
-from vdsr_tf.runtime import BFC_VARIABLE, cpu_allocator, prefer_bfc_allocator
+import pytest
+
+from vdsr_tf.runtime import BFC_VARIABLE, cpu_allocator, prefer_bfc_allocator, stop_signals
 
 # Three 512x512x64 float32 convolutions (64 MiB outputs) after TensorFlow is imported; prints the
 # page faults of the second call.
@@ -55,3 +58,14 @@ def test_an_explicit_setting_is_kept(monkeypatch):
     monkeypatch.delenv(BFC_VARIABLE)
     prefer_bfc_allocator()
     assert cpu_allocator() == "bfc"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this system")
+def test_a_signal_inherited_as_ignored_stays_ignored():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        assert {signal.SIGTERM, signal.SIGHUP} <= set(stop_signals())
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+        assert signal.SIGHUP not in stop_signals() and signal.SIGTERM in stop_signals()
+    finally:
+        signal.signal(signal.SIGHUP, previous)

@@ -491,3 +491,40 @@ def test_the_page_opens_in_a_browser_only_where_there_is_a_desktop(monkeypatch):
     while len(opened) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert sorted(opened) == ["http://127.0.0.1:8080/", "http://127.0.0.1:9000/"]
+
+
+def test_a_closed_terminal_or_kill_stops_the_server_and_removes_its_folder(checkpoint_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    log_path = tmp_path / "log.txt"
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "main.py",
+                    "--serve",
+                    "--port=0",
+                    "--noopen_browser",
+                    f"--checkpoint_dir={checkpoint_dir}",
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "TMPDIR": str(temporary), "TF_CPP_MIN_LOG_LEVEL": "3"},
+                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # as a terminal's session finds it
+            )
+        deadline = time.time() + 120
+        while "the page is at" not in log_path.read_text() and time.time() < deadline:
+            time.sleep(0.2)
+        assert list(temporary.glob("vdsr-web-*")), log_path.read_text()[-2000:]
+        process.send_signal(signum)
+        assert process.wait(timeout=60) == 0, log_path.read_text()[-2000:]
+        assert "stopped" in log_path.read_text() and "Traceback" not in log_path.read_text()
+        assert not list(temporary.glob("vdsr-web-*"))

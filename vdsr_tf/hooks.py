@@ -24,6 +24,7 @@ from vdsr_tf.model import WEIGHTS_FORMAT, make_predictor, save_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.plot import plot_validation_curve
 from vdsr_tf.record import RECORD_NAME, has_row, save_record
+from vdsr_tf.runtime import stop_signals
 
 CURVE_NAME = "training_curve.png"
 EPOCH_WEIGHTS_DIR = "weights"
@@ -214,10 +215,12 @@ class ProgressBar:
 
 
 class StopSignal:
-    """Turns SIGTERM and a first Ctrl-C into a clean stop after the current step (the state is then saved).
+    """Turns SIGTERM, SIGHUP (a closed terminal) and a first Ctrl-C into a clean stop after the current
+    step (the state is then saved).
 
     A Ctrl-C that interrupted the step itself could leave its update applied but not counted. A second
-    Ctrl-C stops at once; where SIGINT is ignored (a shell's background job), it stays ignored.
+    Ctrl-C stops at once; a signal that is ignored (SIGINT in a shell's background job, SIGHUP under
+    nohup) stays ignored.
     """
 
     def __init__(self):
@@ -233,8 +236,7 @@ class StopSignal:
 
         if threading.current_thread() is not threading.main_thread():  # only it may set handlers
             return
-        stopping = [signal.SIGTERM] + [signal.SIGINT] * (signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
-        self.previous = {signum: signal.signal(signum, request_stop) for signum in stopping}
+        self.previous = {signum: signal.signal(signum, request_stop) for signum in stop_signals()}
 
     def on_exit(self, trainer):
         for signum, handler in self.previous.items():

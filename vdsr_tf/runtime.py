@@ -1,4 +1,4 @@
-"""Process-wide TensorFlow settings, made before the first operation runs.
+"""Process-wide settings: TensorFlow's, made before the first operation runs, and the stop signals.
 
 TensorFlow's default CPU allocator passes each tensor to malloc, and glibc
 serves blocks of 32 MiB or more (a 512x512x64 activation is 32 MiB in
@@ -10,6 +10,7 @@ docs/benchmarks.md has the measured effect.
 """
 
 import os
+import signal
 
 BFC_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
@@ -26,3 +27,11 @@ def prefer_bfc_allocator() -> None:
 def cpu_allocator() -> str:
     """The CPU allocator the variable asks for: bfc or default."""
     return "bfc" if os.environ.get(BFC_VARIABLE, "").lower() in ("1", "true") else "default"
+
+
+def stop_signals() -> list[int]:
+    """SIGTERM, Ctrl-C and SIGHUP (a closed terminal), less those the process inherited as ignored
+    (SIGINT in a shell's background job, SIGHUP under nohup) and those the system lacks (Windows)."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    present = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    return [signum for signum in present if signal.getsignal(signum) is not signal.SIG_IGN]

@@ -48,6 +48,7 @@ from vdsr_tf.infer import (
     output_shape,
     tile_count,
 )
+from vdsr_tf.runtime import stop_signals
 
 # Pillow's format name (`probe_picture`'s) -> the name the page shows.
 ACCEPTED_FORMATS = {
@@ -569,13 +570,14 @@ def open_page(host: str, port: int, *, environment=os.environ, platform: str = s
 
 
 def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser: bool = False) -> None:
-    """Serves `app` on the `listening_socket` until Ctrl-C or SIGTERM, then removes its temporary folder;
-    `open_browser`: `open_page` first."""
+    """Serves `app` on the `listening_socket` until Ctrl-C, SIGTERM or SIGHUP (its terminal closed), then
+    removes its temporary folder; `open_browser`: `open_page` first."""
     import logging as python_logging
 
     python_logging.getLogger("werkzeug").setLevel(python_logging.WARNING)  # not a line per progress poll
-    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
-    previous = signal.signal(signal.SIGTERM, _stop) if in_main_thread else None
+    previous = {}  # the handlers replaced, put back at the end
+    if threading.current_thread() is threading.main_thread():  # only it may set signal handlers
+        previous = {signum: signal.signal(signum, _stop) for signum in stop_signals()}
     server = None
     try:
         server = page_server(app, listening, host)
@@ -586,8 +588,9 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
             logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
         server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     finally:
-        if previous is not None:  # None also for a handler set from C, which Python cannot put back
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            if handler is not None:  # a handler set from C, which Python cannot put back
+                signal.signal(signum, handler)
         if server is not None:
             server.server_close()
         app.extensions["vdsr"].close()
@@ -595,5 +598,5 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
 
 
 def _stop(signum, frame):
-    """SIGTERM (`kill`, a service manager) stops the server as Ctrl-C does, removing its temporary folder."""
+    """A stop signal (Ctrl-C, `kill`, a service manager, a closed terminal) ends `serve` cleanly."""
     raise KeyboardInterrupt
