@@ -251,6 +251,15 @@ def test_results_can_be_removed_and_old_ones_go(make_app):
     assert missing.status_code == 404 and "enlarge the photo again" in missing.json["error"]
 
 
+def test_old_results_go_when_the_kept_ones_pass_their_bytes(make_app):
+    client = make_app(keep_bytes=1).test_client()  # under any one result: only the newest is kept
+    first, second = (post(client, encoded(photo(seed=seed))).json for seed in range(2))
+    assert client.get(first["download"]).status_code == 404
+    assert client.get(second["download"]).status_code == 200 and client.get(second["vdsr"]).status_code == 200
+    service = client.application.extensions["vdsr"]
+    assert list(service.result_bytes) == [second["id"]] and service.result_bytes[second["id"]] > 0
+
+
 class GatedPredictor:
     """The real predictor behind a gate, recording how many calls ever ran at once."""
 

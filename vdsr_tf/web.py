@@ -9,7 +9,7 @@ running beside the first on the same cores. The page polls GET /api/progress/<jo
 in the queue, the tiles done and the time left.
 
 Uploads live in a temporary folder removed before the response is sent; results stay in the
-server's own temporary folder (at most `keep_results` of them) until it stops.
+server's own temporary folder (at most `keep_results` of them, `keep_bytes` together) until it stops.
 """
 
 import atexit
@@ -134,10 +134,11 @@ class Service:
         scale: float,
         limits: Limits,
         keep_results: int,
+        keep_bytes: int,
     ):
         self.predict, self.margin, self.tile = predict, margin, tile
         self.requested_format, self.quality, self.scale, self.limits = requested_format, quality, scale, limits
-        self.keep_results = keep_results
+        self.keep_results, self.keep_bytes = keep_results, keep_bytes
         self.folder = tempfile.mkdtemp(prefix="vdsr-web-")
         self.uploads = os.path.join(self.folder, "uploads")
         os.makedirs(self.uploads)
@@ -148,6 +149,7 @@ class Service:
         self.pending = 0  # enlarge requests in progress, from upload to answer
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         self.results: OrderedDict[str, Result] = OrderedDict()
+        self.result_bytes: dict[str, int] = {}
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -212,14 +214,22 @@ class Service:
         return predict
 
     def keep(self, result_id: str, result: Result) -> None:
+        """Keeps `result` for download, removing the oldest ones past `keep_results` or `keep_bytes` (never
+        the newest, so that its own download works however large it is)."""
+        size = sum(entry.stat().st_size for entry in os.scandir(result.folder) if entry.is_file())
         with self._lock:
-            self.results[result_id] = result
-            while len(self.results) > self.keep_results:
-                shutil.rmtree(self.results.popitem(last=False)[1].folder, ignore_errors=True)
+            self.results[result_id], self.result_bytes[result_id] = result, size
+            while len(self.results) > 1 and (
+                len(self.results) > self.keep_results or sum(self.result_bytes.values()) > self.keep_bytes
+            ):
+                oldest, removed = self.results.popitem(last=False)
+                del self.result_bytes[oldest]
+                shutil.rmtree(removed.folder, ignore_errors=True)
 
     def forget(self, result_id: str) -> bool:
         with self._lock:
             result = self.results.pop(result_id, None)
+            self.result_bytes.pop(result_id, None)
         if result is not None:
             shutil.rmtree(result.folder, ignore_errors=True)
         return result is not None
@@ -487,6 +497,7 @@ def create_app(
     scale: float = 2.0,
     limits: Limits = Limits(),
     keep_results: int = 100,
+    keep_bytes: int = 2 * 2**30,
     host: str = "127.0.0.1",
 ) -> flask.Flask:
     """The page's Flask application around one predictor.
@@ -497,7 +508,8 @@ def create_app(
       tile, requested_format, quality: as `enlarge_files` takes them: --tile, --format, --quality.
       scale: the scale the page offers first (--scale).
       limits: the largest upload and output.
-      keep_results: results kept for download; older ones are removed.
+      keep_results, keep_bytes: how many results are kept for download, and how many bytes of them
+        together (a 50-megapixel PNG is some 100 MB); older ones are removed.
       host: the address it listens on (--host): on this machine alone, requests must name it.
 
     Returns:
@@ -515,6 +527,7 @@ def create_app(
         scale=check_scale(scale),
         limits=limits,
         keep_results=keep_results,
+        keep_bytes=keep_bytes,
     )
     app.extensions["vdsr"] = service
     _refuse_other_sites(app, host)
