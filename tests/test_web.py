@@ -323,6 +323,55 @@ def test_second_request_waits_its_turn_and_progress_shows_it(predict):
         app.extensions["vdsr"].close()
 
 
+def test_a_cancel_sent_while_the_photo_uploads_is_kept_for_it(client):
+    assert client.post("/api/cancel/early-job").status_code == 204  # the upload has not arrived yet
+    answer = post(client, encoded(photo()), job="early-job")
+    assert answer.status_code == 409 and answer.json["error"] == "photo.png: cancelled"
+    assert client.get("/api/progress/early-job").json["state"] == "cancelled"
+    assert not client.application.extensions["vdsr"].results
+    assert post(client, encoded(photo()), job="later-job").status_code == 200
+
+
+def test_a_cancel_during_the_previews_keeps_no_result(make_app, monkeypatch):
+    app = make_app()
+    service = app.extensions["vdsr"]
+    real_previews = web._previews
+
+    def previews_then_cancel(*arguments):
+        made = real_previews(*arguments)
+        service.cancel("preview-job")
+        return made
+
+    monkeypatch.setattr(web, "_previews", previews_then_cancel)
+    answer = post(app.test_client(), encoded(photo()), job="preview-job")
+    assert answer.status_code == 409 and not service.results
+    assert os.listdir(service.folder) == ["uploads"]
+
+
+def test_a_job_id_in_use_is_refused_and_leaves_the_first_photo_alone(predict):
+    gated = GatedPredictor(predict)
+    app = create_app(gated, margin=3, tile=TILE)
+    answers = {}
+
+    def send_first():
+        answers["first"] = post(app.test_client(), encoded(photo()), job="same-job")
+
+    thread = threading.Thread(target=send_first)
+    thread.start()
+    client = app.test_client()
+    try:
+        wait_for(lambda: (client.get("/api/progress/same-job").json or {}).get("state") == "enlarging")
+        second = post(client, encoded(photo(seed=1)), job="same-job")
+        assert second.status_code == 409 and "already in use" in second.json["error"]
+        gated.gate.set()
+        thread.join(timeout=60)
+        assert answers["first"].status_code == 200
+        assert client.get("/api/progress/same-job").json["state"] == "done"
+    finally:
+        gated.gate.set()
+        app.extensions["vdsr"].close()
+
+
 def test_requests_past_the_waiting_limit_are_refused_before_their_upload(predict):
     gated = GatedPredictor(predict)
     app = create_app(gated, margin=3, tile=TILE, limits=Limits(waiting=1))

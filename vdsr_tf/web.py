@@ -65,6 +65,7 @@ _BROWSER_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # output formats a browser sh
 _MIMETYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff"}
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _KEPT_JOBS = 256  # progress records kept after their request ended, for the page's last poll
+_UNDER_WAY = ("waiting", "enlarging", "comparing")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,12 +156,35 @@ class Service:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_job(self, job_id: str | None) -> Job:
+        """The job of a request whose upload has arrived, under the page's id where it gave a valid one.
+
+        A cancel can come before it (the page sends it while the photo is still uploading): that job is
+        then returned, already cancelled. An id of a job still in progress is refused with 409.
+        """
         job = Job(job_id if job_id and _JOB_ID.fullmatch(job_id) else uuid.uuid4().hex)
         with self._lock:
-            self.jobs[job.id] = job
-            while len(self.jobs) > _KEPT_JOBS:
-                self.jobs.popitem(last=False)
+            earlier = self.jobs.get(job.id)
+            if earlier is not None and earlier.state == "cancelled" and earlier.ticket < 0:
+                return earlier
+            if earlier is not None and earlier.state in _UNDER_WAY:
+                flask.abort(409, "this job id is already in use by a photo in progress")
+            self._record(job)
         return job
+
+    def cancel(self, job_id: str) -> None:
+        """Stops the job between tiles, or before it starts: a cancel may come before the upload ends."""
+        with self._lock:
+            job = self.jobs.get(job_id)
+            if job is None and _JOB_ID.fullmatch(job_id):
+                job = Job(job_id, state="cancelled")
+                self._record(job)
+        if job is not None:
+            job.cancelled.set()
+
+    def _record(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        while len(self.jobs) > _KEPT_JOBS:
+            self.jobs.popitem(last=False)
 
     @contextlib.contextmanager
     def admitted(self):
@@ -330,6 +354,8 @@ def _enlarge_in_turn(service: Service, job: Job, path: str, scale: float, file_f
             return tally.failed[0][1], None
         job.state, job.enlarged = "comparing", time.monotonic()
         previews = _previews(service, path, tally.written[0], file_format, scale, folder)
+        if job.cancelled.is_set():  # while the previews were made: nobody is waiting for the result
+            raise Cancelled
         job.finished = time.monotonic()
         return tally.written[0], previews
 
@@ -395,6 +421,8 @@ def _enlarge_request(service: Service):
     name = _display_name(upload.filename)
     job = service.new_job(flask.request.form.get("job"))
     try:
+        if job.cancelled.is_set():
+            raise Cancelled
         with tempfile.TemporaryDirectory(dir=service.uploads) as folder:
             path = _saved_upload(upload, folder, name, service.limits)
             facts = _checked_picture(path, name, scale, service.limits)
@@ -428,9 +456,7 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
 
     @app.post("/api/cancel/<job_id>")
     def cancel(job_id: str):
-        job = service.jobs.get(job_id)
-        if job is not None:
-            job.cancelled.set()
+        service.cancel(job_id)
         return "", 204
 
     @app.get("/api/results/<result_id>/<kind>")
