@@ -339,10 +339,7 @@ def test_a_saved_model_path_that_is_a_file_is_one_line_error(checkpoint_dir, tmp
     existing.write_text("mine")
     result = run_main(f"--checkpoint_dir={checkpoint_dir}", f"--export_saved_model={existing}")
     assert result.returncode != 0
-    assert (
-        result.stderr.strip().splitlines()[-1]
-        == f"error: --export_saved_model: {existing} is a file; the SavedModel is a folder"
-    )
+    assert result.stderr.strip().splitlines()[-1] == f"error: --export_saved_model: {existing} is a file, not a folder"
     assert "Traceback" not in result.stderr and existing.read_text() == "mine"
 
 

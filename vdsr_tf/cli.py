@@ -492,8 +492,6 @@ SAVED_MODEL_ENTRIES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", 
 
 def _check_export_folder(folder: str) -> None:
     """--overwrite replaces a SavedModel, never a folder holding anything else (the checkpoint folder, say)."""
-    if os.path.isfile(folder):
-        raise UsageError(f"--export_saved_model: {folder} is a file; the SavedModel is a folder")
     require_folder("export_saved_model", folder)
     entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # Finder's hidden file
     others = sorted(entries - SAVED_MODEL_ENTRIES)
