@@ -329,7 +329,7 @@ def test_a_cancel_sent_while_the_photo_uploads_is_kept_for_it(client):
     assert answer.status_code == 409 and answer.json["error"] == "photo.png: cancelled"
     assert client.get("/api/progress/early-job").json["state"] == "cancelled"
     assert not client.application.extensions["vdsr"].results
-    assert post(client, encoded(photo()), job="later-job").status_code == 200
+    assert post(client, encoded(photo()), job="early-job").status_code == 200  # the early cancel was used up
 
 
 def test_a_cancel_during_the_previews_keeps_no_result(make_app, monkeypatch):

@@ -285,7 +285,7 @@ def _hooks(config, validation, manager) -> list:
 
 def train(config: TrainConfig, *, strategy: tf.distribute.Strategy | None = None) -> dict:
     """Trains (or resumes training) and returns the training record; raises TrainingStopped, once the
-    state is saved, where SIGTERM or Ctrl-C ended it early.
+    state is saved, where SIGTERM, Ctrl-C or SIGHUP ended it early.
 
     State (weights, optimizer slots, step, the epoch's loss sums) is saved to
     `<checkpoint_dir>/state` every `save_every_minutes` and at each epoch end;

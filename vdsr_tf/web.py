@@ -104,6 +104,7 @@ class Job:
     enlarged: float | None = None  # when the result was written, before the bicubic copy
     finished: float | None = None
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+    early: bool = False  # cancelled before its upload arrived, not yet claimed by that request
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +165,8 @@ class Service:
         job = Job(job_id if job_id and _JOB_ID.fullmatch(job_id) else uuid.uuid4().hex)
         with self._lock:
             earlier = self.jobs.get(job.id)
-            if earlier is not None and earlier.state == "cancelled" and earlier.ticket < 0:
+            if earlier is not None and earlier.early:
+                earlier.early = False
                 return earlier
             if earlier is not None and earlier.state in _UNDER_WAY:
                 flask.abort(409, "this job id is already in use by a photo in progress")
@@ -176,15 +178,17 @@ class Service:
         with self._lock:
             job = self.jobs.get(job_id)
             if job is None and _JOB_ID.fullmatch(job_id):
-                job = Job(job_id, state="cancelled")
+                job = Job(job_id, state="cancelled", early=True)
                 self._record(job)
-        if job is not None:
-            job.cancelled.set()
+            if job is not None:
+                job.cancelled.set()
 
     def _record(self, job: Job) -> None:
+        """Adds `job`, dropping the oldest records of jobs no longer under way past `_KEPT_JOBS`."""
         self.jobs[job.id] = job
-        while len(self.jobs) > _KEPT_JOBS:
-            self.jobs.popitem(last=False)
+        ended = [key for key, kept in self.jobs.items() if kept.state not in _UNDER_WAY]
+        for key in ended[: max(len(self.jobs) - _KEPT_JOBS, 0)]:
+            del self.jobs[key]
 
     @contextlib.contextmanager
     def admitted(self):
