@@ -45,10 +45,14 @@ def huge_pages_always() -> bool:
 
 
 def test_the_bfc_allocator_stops_the_page_faults_of_large_activations():
-    if not huge_pages_always():  # with 2 MiB pages the faults are few either way
-        # Without BFC each of the three 64 MiB outputs is mapped anew: 3 x 16,384 pages of 4 KiB.
-        assert faults_of_a_call("false") > 3 * 16_384 * 0.9
     assert faults_of_a_call(None) < 16_384 / 4
+    if huge_pages_always():
+        pytest.skip("with 2 MiB pages the default allocator's faults are few too: nothing to compare")
+    default = faults_of_a_call("false")
+    if default < 16_384:  # measured on an AMD EPYC with avx512_bf16 (2026-12-04): 547
+        pytest.skip(f"this machine's malloc reuses large blocks ({default} faults without BFC): nothing to compare")
+    # Without BFC each of the three 64 MiB outputs is mapped anew: 3 x 16,384 pages of 4 KiB.
+    assert default > 3 * 16_384 * 0.9
 
 
 def test_an_explicit_setting_is_kept(monkeypatch):
