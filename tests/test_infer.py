@@ -460,7 +460,14 @@ def test_command_line_folder_without_images(tmp_path, checkpoint_dir):
     )
 
 
-def test_command_line_ctrl_c(tmp_path, checkpoint_dir):
+def from_a_terminal():
+    """The SIGINT and SIGHUP a terminal's process finds (a background job or nohup inherits them ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_command_line_ctrl_c_sigterm_or_a_closed_terminal(tmp_path, checkpoint_dir, signum):
     # A small picture, then one large enough to be interrupted while it is being enlarged.
     folder, out = tmp_path / "photos", tmp_path / "out"
     folder.mkdir()
@@ -474,15 +481,15 @@ def test_command_line_ctrl_c(tmp_path, checkpoint_dir):
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        # A shell's background job inherits SIGINT ignored; a terminal's Ctrl-C finds the default.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=from_a_terminal,
     )
     deadline = time.monotonic() + 240
     while not (out / "a_x4.png").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)  # past the tally of a_x4.png, which follows its rename; b takes seconds
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == "interrupted: 1 of 2 written; run again for the rest (it skips those)"
     assert os.listdir(out) == ["a_x4.png"]  # no half-written b_x4.png, no temporary file

@@ -27,7 +27,7 @@ from vdsr_tf import __version__
 from vdsr_tf.atomic import missing_folders, remove_empty_folders
 from vdsr_tf.config import CLIP_FORMS, OPTIMIZERS, PRECISIONS, require_folder
 from vdsr_tf.paths import WEIGHTS_NAME, default_checkpoint_dir, default_data_dir
-from vdsr_tf.runtime import prefer_bfc_allocator
+from vdsr_tf.runtime import exit_status, prefer_bfc_allocator, stop_signals_interrupt
 
 FLAGS = flags.FLAGS
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -426,12 +426,12 @@ def run_enlarge() -> int:
             overwrite=FLAGS.overwrite,
             tally=tally,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print(
             f"interrupted: {len(tally.written)} of {len(paths)} written; run again for the rest (it skips those)",
             file=sys.stderr,
         )
-        return 130
+        return exit_status(interrupt)
     finally:
         remove_empty_folders(created)
     if tally.failed:
@@ -717,6 +717,15 @@ def _import_tensorflow() -> None:
                     sys.stderr.write(line)
 
 
+def _run_mode():
+    for name, run_mode in MODES.items():
+        if FLAGS[name].value:
+            return run_mode()
+    if FLAGS.is_train:
+        return run_training()
+    return run_evaluation()
+
+
 def main(argv):
     if len(argv) > 1:
         sys.exit(_unexpected(argv[1:]))
@@ -726,18 +735,13 @@ def main(argv):
             raise UsageError("--log_dir: the TensorBoard folder is --tensorboard_dir (--log_dir is absl's, unused)")
         _check_mode_flags()
         prefer_bfc_allocator()
-        for name, run_mode in MODES.items():
-            if FLAGS[name].value:
-                return run_mode()
-        if FLAGS.is_train:
-            return run_training()
-        else:
-            run_evaluation()
+        with stop_signals_interrupt():
+            return _run_mode()
     except (ValueError, FloatingPointError, OSError) as error:
         sys.exit(f"error: {error}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(exit_status(interrupt))
     except Exception as error:
         tensorflow = sys.modules.get("tensorflow")
         if tensorflow is None or not isinstance(error, tensorflow.errors.OpError):

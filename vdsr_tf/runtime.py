@@ -9,6 +9,7 @@ allocator keeps freed blocks for the next layer and the next call instead.
 docs/benchmarks.md has the measured effect.
 """
 
+import contextlib
 import os
 import signal
 
@@ -35,3 +36,32 @@ def stop_signals() -> list[int]:
     names = ("SIGTERM", "SIGINT", "SIGHUP")
     present = [getattr(signal, name) for name in names if hasattr(signal, name)]
     return [signum for signum in present if signal.getsignal(signum) is not signal.SIG_IGN]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal raised as Ctrl-C is, so that `finally` blocks remove what was half-written
+    (Python's default for SIGTERM and SIGHUP ends the process where it stands)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def exit_status(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process a signal ended."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+    """Within it, every stop signal raises `Interrupted`; training and --serve set their own inside."""
+
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in stop_signals()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
