@@ -5,7 +5,15 @@ import sys
 
 import pytest
 
-from vdsr_tf.runtime import BFC_VARIABLE, cpu_allocator, prefer_bfc_allocator, stop_signals
+from vdsr_tf.runtime import (
+    BFC_VARIABLE,
+    Interrupted,
+    cpu_allocator,
+    exit_status,
+    prefer_bfc_allocator,
+    stop_signals,
+    stop_signals_interrupt,
+)
 
 # Three 512x512x64 float32 convolutions (64 MiB outputs) after TensorFlow is imported; prints the
 # page faults of the second call.
@@ -73,3 +81,18 @@ def test_a_signal_inherited_as_ignored_stays_ignored():
         assert signal.SIGHUP not in stop_signals() and signal.SIGTERM in stop_signals()
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this system")
+def test_stop_signals_raise_an_interrupt_with_their_exit_status_and_leave_ignored_ones_ignored():
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup leaves it
+    try:
+        with pytest.raises(Interrupted) as raised, stop_signals_interrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGTERM)
+        assert exit_status(raised.value) == 143 and exit_status(KeyboardInterrupt()) == 130
+        assert signal.getsignal(signal.SIGTERM) is previous[signal.SIGTERM]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
