@@ -224,6 +224,18 @@ def test_a_long_non_ascii_name_is_cut_to_what_a_file_system_holds(client):
     assert answer.json["name"] == "日" * 100 + "_x2.png"  # the download keeps the whole name
 
 
+@pytest.mark.parametrize(
+    "name, saved", [("con.PNG", "con_.png"), ("LPT1.jpg", "LPT1_.jpg"), ("console.png", "console.png")]
+)
+def test_an_upload_named_as_a_windows_device_is_saved_under_another_stem(tmp_path, name, saved):
+    class Upload:
+        def save(self, path):
+            with open(path, "wb") as file:
+                file.write(b"photo")
+
+    assert os.path.basename(web._saved_upload(Upload(), str(tmp_path), name, Limits())) == saved
+
+
 def test_a_transparent_upload_to_a_jpeg_server_is_put_onto_white_and_said(make_app):
     client = make_app(requested_format="jpeg").test_client()  # as `vdsr --serve --format=jpeg`
     answer = post(client, encoded(photo((24, 32, 4))), "logo.png")

@@ -270,6 +270,9 @@ def _scale(text: str) -> float:
         flask.abort(400, f"the scale must be more than 1 and at most {MAX_SCALE:g}; got {text or 'nothing'}")
 
 
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))}
+
+
 def _display_name(filename: str) -> str:
     """The photo's own name for messages and the download (browsers send no folder, but some old ones did)."""
     name = re.sub(r"[\x00-\x1f\x7f]", "", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
@@ -277,10 +280,16 @@ def _display_name(filename: str) -> str:
 
 
 def _saved_upload(upload, folder: str, name: str, limits: Limits) -> str:
-    """Saves the upload under the photo's own stem, so that `enlarge_files` logs 'wrote .../<stem>_x2.jpg'."""
+    """Saves the upload under the photo's own stem, so that `enlarge_files` logs 'wrote .../<stem>_x2.jpg'.
+
+    A stem that Windows reserves for a device (con.jpg would be written to the console) gets a
+    trailing underscore.
+    """
     stem, extension = os.path.splitext(name)
     stem = re.sub(r"[^\w-]+", "_", stem).strip("_")
     stem = stem.encode()[:100].decode(errors="ignore") or "photo"  # a file system holds 255 bytes a name
+    if stem.upper() in WINDOWS_DEVICES:
+        stem += "_"
     extension = extension.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", extension.lower()) else ""
     path = os.path.join(folder, stem + extension)
     upload.save(path)
