@@ -7,9 +7,9 @@ A hook may define `on_start(trainer)`, `on_step(trainer, logs)`,
 behaviour means adding a hook here and to the list `vdsr_tf.train._hooks` builds.
 """
 
+import contextlib
 import os
 import signal
-import threading
 import time
 
 import h5py
@@ -24,7 +24,7 @@ from vdsr_tf.model import WEIGHTS_FORMAT, make_predictor, save_weights
 from vdsr_tf.paths import WEIGHTS_NAME
 from vdsr_tf.plot import plot_validation_curve
 from vdsr_tf.record import RECORD_NAME, has_row, save_record
-from vdsr_tf.runtime import stop_signals
+from vdsr_tf.runtime import stop_signals_handled
 
 CURVE_NAME = "training_curve.png"
 EPOCH_WEIGHTS_DIR = "weights"
@@ -224,7 +224,7 @@ class StopSignal:
     """
 
     def __init__(self):
-        self.previous = {}  # the handlers it replaced, put back on exit
+        self.handlers = contextlib.ExitStack()  # closed on exit: the replaced handlers come back
 
     def on_start(self, trainer):
         def request_stop(signum, frame):
@@ -234,11 +234,7 @@ class StopSignal:
                 logging.info("stopping after this step (Ctrl-C again stops at once)")
             trainer.stop_signal = signum
 
-        if threading.current_thread() is not threading.main_thread():  # only it may set handlers
-            return
-        self.previous = {signum: signal.signal(signum, request_stop) for signum in stop_signals()}
+        self.handlers.enter_context(stop_signals_handled(request_stop))
 
     def on_exit(self, trainer):
-        for signum, handler in self.previous.items():
-            if handler is not None:  # None: a handler set from C, which Python cannot put back
-                signal.signal(signum, handler)
+        self.handlers.close()

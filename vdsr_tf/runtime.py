@@ -12,6 +12,7 @@ docs/benchmarks.md has the measured effect.
 import contextlib
 import os
 import signal
+import threading
 
 BFC_VARIABLE = "TF_CPU_ALLOCATOR_USE_BFC"
 
@@ -53,15 +54,26 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
 
 
 @contextlib.contextmanager
-def stop_signals_interrupt():
-    """Within it, every stop signal raises `Interrupted`; training and --serve set their own inside."""
+def stop_signals_handled(handler):
+    """Within it, `handler` answers every stop signal; the handlers it replaced come back after.
 
-    def interrupt(signum, frame):
-        raise Interrupted(signum)
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in stop_signals()}
+    Only the main thread may set handlers: elsewhere it changes nothing.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signum: signal.signal(signum, handler) for signum in stop_signals()}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, replaced in previous.items():
+            if replaced is not None:  # a handler set from C, which Python cannot put back
+                signal.signal(signum, replaced)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def stop_signals_interrupt():
+    """Within it, every stop signal raises `Interrupted`; training sets its own handler inside."""
+    return stop_signals_handled(_raise_interrupted)

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from vdsr_tf.infer import (
     output_shape,
     tile_count,
 )
-from vdsr_tf.runtime import stop_signals
+from vdsr_tf.runtime import stop_signals_interrupt
 
 # Pillow's format name (`probe_picture`'s) -> the name the page shows.
 ACCEPTED_FORMATS = {
@@ -627,28 +626,18 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
     import logging as python_logging
 
     python_logging.getLogger("werkzeug").setLevel(python_logging.WARNING)  # not a line per progress poll
-    previous = {}  # the handlers replaced, put back at the end
-    if threading.current_thread() is threading.main_thread():  # only it may set signal handlers
-        previous = {signum: signal.signal(signum, _stop) for signum in stop_signals()}
     server = None
     try:
-        server = page_server(app, listening, host)
-        logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
-        if open_browser:
-            open_page(host, server.port)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
-        server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
+        with stop_signals_interrupt():
+            server = page_server(app, listening, host)
+            logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
+            if open_browser:
+                open_page(host, server.port)
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
+            server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     finally:
-        for signum, handler in previous.items():
-            if handler is not None:  # a handler set from C, which Python cannot put back
-                signal.signal(signum, handler)
         if server is not None:
             server.server_close()
         app.extensions["vdsr"].close()
     logging.info("stopped")
-
-
-def _stop(signum, frame):
-    """A stop signal (Ctrl-C, `kill`, a service manager, a closed terminal) ends `serve` cleanly."""
-    raise KeyboardInterrupt
