@@ -4,6 +4,7 @@ Importable as `helpers` through pytest.ini's pythonpath; fixtures live in confte
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -39,3 +40,10 @@ def run_main(*flags, cwd=ROOT, environment=None):
 
 def last_line(result):
     return result.stderr.strip().splitlines()[-1]
+
+
+def as_in_a_terminal():
+    """The SIGINT and SIGHUP a process started from a terminal finds (a background job or nohup, as CI
+    may run, inherits them ignored): a subprocess's preexec_fn."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)

@@ -9,7 +9,7 @@ import tracemalloc
 import numpy as np
 import png
 import pytest
-from helpers import ROOT, last_line, run_main
+from helpers import ROOT, as_in_a_terminal, last_line, run_main
 from PIL import Image
 
 from vdsr_tf.color import rgb2ycbcr, ycbcr2rgb
@@ -460,12 +460,6 @@ def test_command_line_folder_without_images(tmp_path, checkpoint_dir):
     )
 
 
-def from_a_terminal():
-    """The SIGINT and SIGHUP a terminal's process finds (a background job or nohup inherits them ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_command_line_ctrl_c_sigterm_or_a_closed_terminal(tmp_path, checkpoint_dir, signum):
     # A small picture, then one large enough to be interrupted while it is being enlarged.
@@ -481,7 +475,7 @@ def test_command_line_ctrl_c_sigterm_or_a_closed_terminal(tmp_path, checkpoint_d
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        preexec_fn=from_a_terminal,
+        preexec_fn=as_in_a_terminal,
     )
     deadline = time.monotonic() + 240
     while not (out / "a_x4.png").exists() and process.poll() is None and time.monotonic() < deadline:

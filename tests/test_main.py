@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT, last_line, run_main
+from helpers import ROOT, as_in_a_terminal, last_line, run_main
 
 from vdsr_tf.data import PatchSettings, generate_training_h5
 from vdsr_tf.images import list_images
@@ -126,12 +126,6 @@ def tiny_training_flags(tiny_data_dir, tmp_path):
         f"--checkpoint_dir={tmp_path / 'ck'}", f"--tensorboard_dir={tmp_path / 'logs'}",
         "--depth=3", "--width=8", "--batch_size=8",
     ]  # fmt: skip
-
-
-def as_in_a_terminal():
-    """The SIGINT and SIGHUP a process started from a terminal finds (CI may run under nohup)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
