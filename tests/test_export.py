@@ -52,3 +52,17 @@ def test_saved_model_says_what_image_it_takes(exported, shape):
     _, serve = exported
     with pytest.raises(tf.errors.InvalidArgumentError, match="image must be"):
         serve(image=tf.zeros(shape, tf.uint8), scale=tf.constant(2.0))
+
+
+@pytest.mark.parametrize(
+    "image, scale, named",
+    [
+        ((1, 6, 5, 3), 2.0, r"tensor image \[1,6,5,3\] .* \[\?,\?,3\]"),
+        ((6, 5, 3), [2.0], r"tensor scale \[1\] .* \[\]"),
+    ],
+)
+def test_saved_model_names_the_input_of_a_wrong_rank(exported, image, scale, named):
+    """TF Serving's row form ("instances") adds a batch dimension to both inputs."""
+    _, serve = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+        serve(image=tf.zeros(image, tf.uint8), scale=tf.constant(scale))

@@ -80,6 +80,9 @@ class Enlarger(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.float32)])
     def serve(self, image, scale):
         message = f"scale must lie in (1, {MAX_SCALE:g}]"
+        # A loaded SavedModel does not hold its inputs to the signature's shapes: a batch (TF Serving's
+        # row form) would otherwise reach the colour conversion and fail there, naming a reshape.
+        scale = tf.ensure_shape(scale, [])
         shape = tf.shape(image)
         checks = [
             tf.debugging.assert_greater(scale, 1.0, message=message),
@@ -89,7 +92,7 @@ class Enlarger(tf.Module):
         ]
         # The checks must run before the sizes are computed from the scale, or a NaN reaches tf.range first.
         with tf.control_dependencies(checks):
-            image, scale = tf.identity(image), decimal_scale(scale)
+            image, scale = tf.ensure_shape(image, [None, None, 3]), decimal_scale(scale)
         out_height = tf.cast(tf.math.ceil(tf.cast(shape[0], tf.float64) * scale), tf.int32)
         out_width = tf.cast(tf.math.ceil(tf.cast(shape[1], tf.float64) * scale), tf.int32)
         rgb = tf.cast(image, tf.float64) / 255
