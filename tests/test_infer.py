@@ -1,6 +1,7 @@
 import math
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -23,7 +24,9 @@ from vdsr_tf.infer import (
     check_scale,
     enlarge,
     enlarge_files,
+    expand_inputs,
     output_format,
+    output_path,
 )
 from vdsr_tf.model import build_vdsr, conv_layers, make_predictor
 
@@ -410,6 +413,45 @@ def test_bad_file_fails_others_finish_and_nothing_is_overwritten(tmp_path, predi
     assert tally.written == [str(out / "good_x2.png")]
 
 
+def test_a_rerun_into_the_input_folder_leaves_its_outputs_alone(tmp_path, predict):
+    Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "a.png")
+    for run in range(2):
+        paths = expand_inputs(str(tmp_path))
+        tally = enlarge_files(paths, out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH)
+        assert tally.failed == [] and len(tally.written) == 1 - run
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "a_x2.png"]
+    assert tally.skipped == [str(tmp_path / "a.png"), str(tmp_path / "a_x2.png")]
+
+
+@pytest.mark.parametrize("scale, name", [(2.0, "a_x2.png"), (2.000001, "a_x2.000001.png"), (1.2, "a_x1.2.png")])
+def test_output_names_keep_every_decimal_of_the_scale(scale, name):
+    assert output_path("in/a.jpg", "out", scale, "PNG") == os.path.join("out", name)
+
+
+def test_a_sixteen_bit_colour_tiff_says_it_is_read_at_eight_bits(tmp_path, predict, caplog):
+    path = tmp_path / "deep.tif"
+    path.write_bytes(rgb16_tiff(np.full((4, 5, 3), 40000, np.uint16)))
+    tally = enlarge_files([str(path)], out_dir=str(tmp_path / "o"), scale=2, predict=predict, tile=64, margin=DEPTH)
+    assert tally.written == [str(tmp_path / "o" / "deep_x2.tif")]
+    assert "deep.tif: read at 8 bits" in caplog.text
+
+
+def rgb16_tiff(pixels: np.ndarray) -> bytes:
+    """An uncompressed 16-bit RGB TIFF (Pillow writes none): one strip, BitsPerSample and pixels after the IFD."""
+    height, width, _ = pixels.shape
+    data = pixels.astype("<u2").tobytes()
+    tags = {256: width, 257: height, 258: None, 259: 1, 262: 2, 273: None, 277: 3, 278: height, 279: len(data)}
+    bits_at = 8 + 2 + 12 * len(tags) + 4
+    tags[258], tags[273] = bits_at, bits_at + 6  # offsets: the three 16s, then the pixels
+    out = b"II*\x00" + struct.pack("<IH", 8, len(tags))
+    for tag, value in tags.items():
+        if tag in (258, 273, 279):  # 258 is three SHORTs stored at an offset; 273 and 279 are LONGs
+            out += struct.pack("<HHII", tag, 3 if tag == 258 else 4, 3 if tag == 258 else 1, value)
+        else:
+            out += struct.pack("<HHIHH", tag, 3, 1, value, 0)
+    return out + struct.pack("<IHHH", 0, 16, 16, 16) + data
+
+
 @pytest.mark.parametrize("scale", [1, 0.5, -2, 8.5, float("nan"), float("inf")])
 def test_scale_limits(scale):
     with pytest.raises(ValueError, match=r"--scale must lie in \(1, 8\]"):
@@ -440,6 +482,10 @@ def test_command_line_folder_with_one_bad_file_then_a_rerun(tmp_path, checkpoint
     assert "ok.png: skipped" in result.stderr
     assert sorted(os.listdir(out)) == ["anim_x2.5.png", "ok_x2.5.png"]
     assert (out / "ok_x2.5.png").read_bytes() == before
+    # --format takes any case, and the extension the command writes.
+    result = run_main(*flags, "--format=TIF")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out)) == ["anim_x2.5.png", "anim_x2.5.tif", "ok_x2.5.png", "ok_x2.5.tif"]
 
 
 def test_command_line_run_where_everything_fails_leaves_no_folder(tmp_path, checkpoint_dir):

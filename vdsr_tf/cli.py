@@ -68,9 +68,10 @@ flags.DEFINE_string("output", "enlarged", "Folder for the enlarged images (<name
 flags.DEFINE_enum(
     "format",
     None,
-    ["png", "jpeg", "jpg", "webp", "bmp", "tiff"],
-    "Output format (default: the input's; PNG for 16-bit input, a BMP with alpha and formats not written here, such "
-    "as GIF). JPEG and BMP put transparency onto white.",
+    ["png", "jpeg", "jpg", "webp", "bmp", "tiff", "tif"],
+    "Output format, any case (default: the input's; PNG for 16-bit input, a BMP with alpha and formats not written "
+    "here, such as GIF). JPEG and BMP put transparency onto white.",
+    case_sensitive=False,
 )
 flags.DEFINE_integer(
     "quality", 95, "JPEG and WebP quality, 1-100, for --input (a lossless WebP input stays lossless WebP)."
@@ -402,7 +403,7 @@ def run_enlarge() -> int:
     scale = check_scale(FLAGS.scale)
     _check_tile_and_quality()
     extension = os.path.splitext(FLAGS.output)[1].lower().lstrip(".")
-    if extension in (*FORMATS, "tif", "gif") and not os.path.isdir(FLAGS.output):
+    if extension in (*FORMATS, "gif") and not os.path.isdir(FLAGS.output):
         raise UsageError(
             f"--output is the folder the enlarged files go into, named after their inputs (photo_x2.jpg); "
             f"give a folder, say --output={os.path.splitext(FLAGS.output)[0] or 'enlarged'}"

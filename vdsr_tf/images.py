@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -17,13 +18,24 @@ class ImageReadError(ValueError):
     """A file that is missing, unreadable or not an image."""
 
 
+# Formats Pillow registers but only writes (PDF, PALM) or only recognises (HDF5, MPEG, ...): no photos.
+_NOT_PICTURES = ("PDF", "PALM", "BUFR", "GRIB", "HDF5", "MPEG", "WMF")
+_UNREAD_EXTENSIONS = {".heic": "HEIC", ".heif": "HEIF"}
+# A 100-megapixel photo is the user's own, not an attack: Pillow's warning above 89 MP would reach the
+# terminal as a Python warning; above 179 MP Pillow refuses the file, and `_opened` says so in a line.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
 def list_images(folder: str) -> list[str]:
-    """Files in `folder` with an image extension Pillow knows (.png, .webp, .jpg, ...), sorted by name.
+    """Files in `folder` with an image extension Pillow reads (.png, .webp, .jpg, ...) or HEIC, sorted by name.
 
     Files are listed by name, not opened: a corrupt image is listed, so that
-    reading it reports it by name instead of it silently going missing.
+    reading it reports it by name instead of it silently going missing; so is
+    a phone's HEIC, which Pillow does not read, so that the log says so.
     """
-    extensions = set(Image.registered_extensions())
+    extensions = {
+        extension for extension, name in Image.registered_extensions().items() if name not in _NOT_PICTURES
+    } | set(_UNREAD_EXTENSIONS)
     return [
         os.path.join(folder, name)
         for name in sorted(os.listdir(folder))
@@ -70,6 +82,7 @@ class Picture:
     metadata: Metadata = field(default_factory=Metadata)
     frames: int = 1  # an animation or multi-page file has several; `pixels` is the first
     lossless: bool = False  # a lossless (VP8L) WebP
+    cut_to_8_bits: bool = False  # a 16-bit colour TIFF: Pillow decodes its pixels at 8 bits
 
 
 # EXIF orientation tag -> the transform that shows the pixels upright (Pillow's exif_transpose).
@@ -105,7 +118,14 @@ def _has_alpha(image: Image.Image) -> bool:
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
-    if image.mode.startswith("I;16") or image.mode == "I":
+    if image.mode == "F":
+        raise ValueError("floating-point pixels; only 8- and 16-bit images are enlarged")
+    if image.mode == "I":
+        pixels = np.asarray(image)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise ValueError("32-bit pixels beyond 16 bits; only 8- and 16-bit images are enlarged")
+        return pixels.astype(np.uint16)
+    if image.mode.startswith("I;16"):
         return np.asarray(image).astype(np.uint16)
     if image.mode in ("L", "LA", "RGB", "RGBA"):
         return np.asarray(image)
@@ -122,8 +142,19 @@ def _opened(path: str):
             yield image
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, SyntaxError, ValueError, png.Error, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
+        raise ImageReadError(f"{path}: too large to read, more than {limit:.0f} megapixels") from None
+    except (OSError, SyntaxError, ValueError, png.Error) as error:
+        unread = _UNREAD_EXTENSIONS.get(os.path.splitext(path)[1].lower())
+        if unread:
+            raise ImageReadError(f"{path}: {unread} is not read here; save it as JPEG or PNG first") from None
         raise ImageReadError(f"{path}: not a readable image ({error})") from None
+
+
+def _tiff_cut_to_8_bits(image: Image.Image) -> bool:
+    bits = image.tag_v2.get(258, (8,)) if image.format == "TIFF" else (8,)  # BitsPerSample
+    return image.mode in ("RGB", "RGBA", "LA", "CMYK") and max(bits, default=8) > 8
 
 
 def _is_deep(image: Image.Image, path: str) -> bool:
@@ -222,11 +253,12 @@ def read_picture(path: str) -> Picture:
         metadata = _metadata(image, 1 if pixels.ndim == 2 else pixels.shape[2])
         file_format, frames = _format_and_frames(image)
         lossless = file_format == "WEBP" and _webp_lossless(path)
+        cut_to_8_bits = _tiff_cut_to_8_bits(image)
     if pixels.size == 0:
         raise ImageReadError(f"{path}: image has zero size")
     if orientation in _UPRIGHT:
         pixels = np.ascontiguousarray(_UPRIGHT[orientation](pixels))
-    return Picture(pixels, file_format, metadata, frames, lossless)
+    return Picture(pixels, file_format, metadata, frames, lossless, cut_to_8_bits)
 
 
 def read_image(path: str) -> np.ndarray:

@@ -34,7 +34,7 @@ from vdsr_tf.images import (
 from vdsr_tf.imresize import contributions, imresize, weighted_taps
 
 MAX_SCALE = 8.0
-FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
+FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF", "tif": "TIFF"}
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
 _COMMON_EXTENSIONS = ".png, .jpg, .jpeg, .webp, .tif, .tiff, .bmp, .gif"
 
@@ -174,8 +174,24 @@ def expand_inputs(pattern: str) -> list[str]:
 
 
 def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
+    """`<out_dir>/<stem>_x<scale>.<ext>`, the scale in its shortest exact decimals: x2, x2.5, x2.000001."""
     stem = os.path.splitext(os.path.basename(path))[0]
-    return os.path.join(out_dir, f"{stem}_x{scale:g}.{_EXTENSIONS[file_format]}")
+    return os.path.join(out_dir, f"{stem}_x{_scale_name(scale)}.{_EXTENSIONS[file_format]}")
+
+
+def _scale_name(scale: float) -> str:
+    return np.format_float_positional(scale, trim="-")
+
+
+def _outputs_of_others(paths: list[str], out_dir: str, scale: float) -> dict[str, str]:
+    """{input: the input it is an output of}: rerun into its own folder, a run would enlarge its outputs."""
+    outputs = {
+        os.path.normcase(os.path.abspath(output_path(path, out_dir, scale, file_format))): path
+        for path in paths
+        for file_format in _EXTENSIONS
+    }
+    found = {path: outputs.get(os.path.normcase(os.path.abspath(path))) for path in paths}
+    return {path: source for path, source in found.items() if source not in (None, path)}
 
 
 def output_format(input_format: str, deep: bool, requested: str | None, *, alpha: bool) -> tuple[str, str | None]:
@@ -251,7 +267,12 @@ def enlarge_files(
     for leftover in remove_leftovers(out_dir):
         logging.info("removed %s, left by an interrupted run", leftover)
     claimed = {}  # destination, and the file identity of what was written, -> the input it is for
+    outputs_of_others = _outputs_of_others(paths, out_dir, scale)
     for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
+        if path in outputs_of_others:
+            logging.info("%s: skipped, the output of %s at this scale", path, outputs_of_others[path])
+            tally.skipped.append(path)
+            continue
         try:
             input_format, deep, alpha = probe_picture(path)
             file_format, why = output_format(input_format, deep, requested_format, alpha=alpha)
@@ -263,6 +284,8 @@ def enlarge_files(
                 continue
             picture = read_picture(path)
             check_storable(destination, file_format, output_shape(*picture.pixels.shape[:2], scale))
+            if picture.cut_to_8_bits:
+                logging.warning("%s: read at 8 bits, as Pillow decodes a 16-bit colour TIFF", path)
             if picture.frames > 1:
                 logging.warning("%s: %d frames; enlarging the first alone", path, picture.frames)
             if why:
