@@ -217,6 +217,10 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
         ),
         (["--is_train=True", "--lr=-1"], "--lr must be a positive number, got -1.0"),
         (["--is_train=True", "--train_h5=/nonexistent/train.h5"], "--train_h5: no file /nonexistent/train.h5"),
+        (["--scale=abc"], "error: flag --scale=abc: could not convert string to float: 'abc' (vdsr --help lists"),
+        (["--format=gif"], "error: flag --format=gif: value should be one of "),
+        (["--scael=3"], "error: Unknown command line flag 'scael'. Did you mean: scale, scales ?"),
+        (["--flagfile=/nonexistent.flags"], "error: Unable to open flagfile: [Errno 2] No such file or directory"),
     ],
 )
 def test_a_flag_error_is_said_before_tensorflow_loads(flags, message):

@@ -817,9 +817,13 @@ def run() -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parsing, which reads each --flagfile, with a line for one that is not UTF-8."""
+    """absl's parsing, which reads each --flagfile, with its error in one line (absl's own says FATAL and
+    adds a second) and a line for a flagfile that is not UTF-8."""
     try:
-        return app.parse_flags_with_usage(argv)
+        return FLAGS(argv)
+    except flags.Error as error:
+        message = " ".join(str(error).removeprefix("ERROR:: ").split())
+        sys.exit(f"error: {message} (vdsr --help lists the flags)")
     except UnicodeDecodeError:
         files = [argument.split("=", 1)[1] for argument in argv if argument.startswith(("--flagfile=", "-flagfile="))]
         sys.exit(f"error: --flagfile: {', '.join(files)} (or a file it reads) is not UTF-8 text; save it as UTF-8")
