@@ -7,4 +7,4 @@ Array conventions used throughout the package:
   * metrics are computed in float64 on uint8-valued Y.
 """
 
-__version__ = "0.9.11"
+__version__ = "0.9.12"
