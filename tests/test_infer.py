@@ -413,14 +413,20 @@ def test_bad_file_fails_others_finish_and_nothing_is_overwritten(tmp_path, predi
     assert tally.written == [str(out / "good_x2.png")]
 
 
-def test_a_rerun_into_the_input_folder_leaves_its_outputs_alone(tmp_path, predict):
-    Image.fromarray(smooth_image((16, 16, 3))).save(tmp_path / "a.png")
-    for run in range(2):
-        paths = expand_inputs(str(tmp_path))
-        tally = enlarge_files(paths, out_dir=str(tmp_path), scale=2, predict=predict, tile=64, margin=DEPTH)
-        assert tally.failed == [] and len(tally.written) == 1 - run
-    assert sorted(os.listdir(tmp_path)) == ["a.png", "a_x2.png"]
-    assert tally.skipped == [str(tmp_path / "a.png"), str(tmp_path / "a_x2.png")]
+@pytest.mark.parametrize("through_a_link", [False, True])
+def test_a_rerun_into_the_input_folder_leaves_its_outputs_alone(tmp_path, predict, through_a_link):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    out = tmp_path / "link" if through_a_link else folder
+    if through_a_link:
+        out.symlink_to(folder)
+    Image.fromarray(smooth_image((16, 16, 3))).save(folder / "a.png")
+    for scale, written in ((2, 1), (2, 0), (4, 1)):
+        paths = expand_inputs(str(folder))
+        tally = enlarge_files(paths, out_dir=str(out), scale=scale, predict=predict, tile=64, margin=DEPTH)
+        assert tally.failed == [] and len(tally.written) == written
+    assert sorted(os.listdir(folder)) == ["a.png", "a_x2.png", "a_x4.png"]
+    assert tally.skipped == [str(folder / "a_x2.png")]
 
 
 @pytest.mark.parametrize("scale, name", [(2.0, "a_x2.png"), (2.000001, "a_x2.000001.png"), (1.2, "a_x1.2.png")])
@@ -486,6 +492,24 @@ def test_command_line_folder_with_one_bad_file_then_a_rerun(tmp_path, checkpoint
     result = run_main(*flags, "--format=TIF")
     assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(out)) == ["anim_x2.5.png", "anim_x2.5.tif", "ok_x2.5.png", "ok_x2.5.tif"]
+
+
+def test_command_line_large_photos_get_no_warning_and_larger_ones_a_line(tmp_path, checkpoint_dir):
+    """Pillow warns above MAX_IMAGE_PIXELS (89 MP; 1,000 here) and refuses above twice that."""
+    Image.fromarray(smooth_image((30, 40, 3))).save(tmp_path / "large.png")
+    Image.fromarray(smooth_image((30, 80, 3))).save(tmp_path / "huge.png")
+    flags = [
+        f"--input={tmp_path}/*.png",
+        "--scale=2",
+        f"--output={tmp_path / 'out'}",
+        f"--checkpoint_dir={checkpoint_dir}",
+    ]
+    code = "import sys\nfrom PIL import Image\nfrom vdsr_tf.cli import run\nImage.MAX_IMAGE_PIXELS = 1000\nrun()"
+    result = subprocess.run([sys.executable, "-c", code, *flags], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert f"{tmp_path}/huge.png: too large to read, more than 0.002 megapixels" in result.stderr
+    assert os.listdir(tmp_path / "out") == ["large_x2.png"]
+    assert "Warning" not in result.stderr
 
 
 def test_command_line_run_where_everything_fails_leaves_no_folder(tmp_path, checkpoint_dir):

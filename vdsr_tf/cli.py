@@ -812,6 +812,9 @@ def run() -> None:
     elif "--version" in arguments or "-version" in arguments:
         print(f"vdsr {__version__}")
     else:
+        from vdsr_tf.images import allow_large_pictures
+
+        allow_large_pictures()
         app.run(main, flags_parser=_parse_flags)
     sys.exit(0)
 

@@ -18,12 +18,17 @@ class ImageReadError(ValueError):
     """A file that is missing, unreadable or not an image."""
 
 
-# Formats Pillow registers but only writes (PDF, PALM) or only recognises (HDF5, MPEG, ...): no photos.
-_NOT_PICTURES = ("PDF", "PALM", "BUFR", "GRIB", "HDF5", "MPEG", "WMF")
+# Formats Pillow registers but only writes (PDF, PALM), only recognises (HDF5, MPEG, ...) or reads with
+# Ghostscript (EPS): documents and data, not photos.
+_NOT_PICTURES = ("PDF", "PALM", "BUFR", "GRIB", "HDF5", "MPEG", "WMF", "EPS", "IPTC")
 _UNREAD_EXTENSIONS = {".heic": "HEIC", ".heif": "HEIF"}
-# A 100-megapixel photo is the user's own, not an attack: Pillow's warning above 89 MP would reach the
-# terminal as a Python warning; above 179 MP Pillow refuses the file, and `_opened` says so in a line.
-warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+
+def allow_large_pictures() -> None:
+    """Silences Pillow's warning for pictures over 89 megapixels, which a 108 MP phone makes: for the
+    command's own files it is no attack (above 179 MP Pillow refuses them, and `_opened` says so in a line).
+    For applications (the command, its page), not for library callers' processes."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def list_images(folder: str) -> list[str]:
@@ -123,7 +128,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
     if image.mode == "I":
         pixels = np.asarray(image)
         if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
-            raise ValueError("32-bit pixels beyond 16 bits; only 8- and 16-bit images are enlarged")
+            raise ValueError("pixels outside 0-65535 (signed or 32-bit); only 8- and 16-bit images are enlarged")
         return pixels.astype(np.uint16)
     if image.mode.startswith("I;16"):
         return np.asarray(image).astype(np.uint16)
@@ -144,10 +149,10 @@ def _opened(path: str):
         raise ImageReadError(f"{path}: no such file") from None
     except Image.DecompressionBombError:
         limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6
-        raise ImageReadError(f"{path}: too large to read, more than {limit:.0f} megapixels") from None
+        raise ImageReadError(f"{path}: too large to read, more than {limit:.3g} megapixels") from None
     except (OSError, SyntaxError, ValueError, png.Error) as error:
         unread = _UNREAD_EXTENSIONS.get(os.path.splitext(path)[1].lower())
-        if unread:
+        if unread and isinstance(error, Image.UnidentifiedImageError):
             raise ImageReadError(f"{path}: {unread} is not read here; save it as JPEG or PNG first") from None
         raise ImageReadError(f"{path}: not a readable image ({error})") from None
 

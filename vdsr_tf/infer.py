@@ -14,6 +14,7 @@ each band equals the same rows of whole-image processing exactly.
 import glob
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,24 +175,32 @@ def expand_inputs(pattern: str) -> list[str]:
 
 
 def output_path(path: str, out_dir: str, scale: float, file_format: str) -> str:
-    """`<out_dir>/<stem>_x<scale>.<ext>`, the scale in its shortest exact decimals: x2, x2.5, x2.000001."""
     stem = os.path.splitext(os.path.basename(path))[0]
-    return os.path.join(out_dir, f"{stem}_x{_scale_name(scale)}.{_EXTENSIONS[file_format]}")
+    return os.path.join(out_dir, f"{stem}_x{scale_name(scale)}.{_EXTENSIONS[file_format]}")
 
 
-def _scale_name(scale: float) -> str:
-    return np.format_float_positional(scale, trim="-")
+def scale_name(scale: float) -> str:
+    """The scale in its shortest exact decimals, as output names and the page show it: 2, 2.5, 2.000001."""
+    return np.format_float_positional(float(scale), trim="-")
 
 
-def _outputs_of_others(paths: list[str], out_dir: str, scale: float) -> dict[str, str]:
-    """{input: the input it is an output of}: rerun into its own folder, a run would enlarge its outputs."""
-    outputs = {
-        os.path.normcase(os.path.abspath(output_path(path, out_dir, scale, file_format))): path
-        for path in paths
-        for file_format in _EXTENSIONS
-    }
-    found = {path: outputs.get(os.path.normcase(os.path.abspath(path))) for path in paths}
-    return {path: source for path, source in found.items() if source not in (None, path)}
+_OUTPUT_NAME = re.compile(rf"(.+)_x\d+(?:\.\d+)?\.(?:{'|'.join(_EXTENSIONS.values())})", re.IGNORECASE)
+
+
+def _outputs_of_others(paths: list[str], out_dir: str) -> dict[str, str]:
+    """{input: the input it was enlarged from}: the inputs in `out_dir` named <another input's stem>_x<scale>,
+    which a rerun into the input folder, at any scale, would otherwise enlarge again."""
+    if not os.path.isdir(out_dir):
+        return {}
+    out_folder = _file_id(out_dir)
+    folders = {path: _file_id(os.path.dirname(path) or ".") for path in paths}
+    stems = {(folders[path], os.path.splitext(os.path.basename(path))[0]): path for path in reversed(paths)}
+    found = {}
+    for path in paths:
+        match = _OUTPUT_NAME.fullmatch(os.path.basename(path))
+        if match and folders[path] == out_folder and (out_folder, match[1]) in stems:
+            found[path] = stems[out_folder, match[1]]
+    return found
 
 
 def output_format(input_format: str, deep: bool, requested: str | None, *, alpha: bool) -> tuple[str, str | None]:
@@ -267,10 +276,10 @@ def enlarge_files(
     for leftover in remove_leftovers(out_dir):
         logging.info("removed %s, left by an interrupted run", leftover)
     claimed = {}  # destination, and the file identity of what was written, -> the input it is for
-    outputs_of_others = _outputs_of_others(paths, out_dir, scale)
-    for path in tqdm(paths, desc=f"x{scale:g}", unit="img", disable=len(paths) < 2):
+    outputs_of_others = _outputs_of_others(paths, out_dir)
+    for path in tqdm(paths, desc=f"x{scale_name(scale)}", unit="img", disable=len(paths) < 2):
         if path in outputs_of_others:
-            logging.info("%s: skipped, the output of %s at this scale", path, outputs_of_others[path])
+            logging.info("%s: skipped, an output of %s", path, outputs_of_others[path])
             tally.skipped.append(path)
             continue
         try:

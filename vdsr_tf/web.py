@@ -45,6 +45,7 @@ from vdsr_tf.infer import (
     output_format,
     output_path,
     output_shape,
+    scale_name,
     tile_count,
 )
 from vdsr_tf.runtime import stop_signals_interrupt
@@ -308,14 +309,17 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
     width, height = upright_size(path)
     out_height, out_width = output_shape(height, width, scale)
     if max(out_width, out_height) > limits.output_side:
-        flask.abort(422, f"{name} at x{scale:g} would be {out_width}x{out_height}; at most {limits.output_side} a side")
+        flask.abort(
+            422,
+            f"{name} at x{scale_name(scale)} would be {out_width}x{out_height}; at most {limits.output_side} a side",
+        )
     if out_width * out_height > limits.output_pixels:
         largest = math.floor(math.sqrt(limits.output_pixels / (width * height)) * 100) / 100
         advice = f"at most x{largest:g} for this photo" if largest > 1 else "this photo is too large to enlarge here"
         flask.abort(
             422,
-            f"{name} at x{scale:g} would be {out_width}x{out_height}, {out_width * out_height / 1e6:.1f} megapixels; "
-            f"the limit is {limits.output_pixels / 1e6:g} ({advice})",
+            f"{name} at x{scale_name(scale)} would be {out_width}x{out_height}, "
+            f"{out_width * out_height / 1e6:.1f} megapixels; the limit is {limits.output_pixels / 1e6:g} ({advice})",
         )
     return {"format": input_format, "deep": deep, "alpha": alpha, "width": width, "height": height}
 
@@ -422,7 +426,7 @@ def _enlarge_upload(service: Service, job: Job, path: str, name: str, scale: flo
 
 def _page_html(limits: Limits, scale: float) -> str:
     template = resources.files("vdsr_tf").joinpath("web_page.html").read_text(encoding="utf-8")
-    return flask.render_template_string(template, limits=limits.for_page(), scale=scale)
+    return flask.render_template_string(template, limits=limits.for_page(), scale=scale_name(scale))
 
 
 def _enlarge_request(service: Service):
