@@ -3,6 +3,7 @@
 import importlib.util
 import io
 import os
+import socket
 import threading
 import time
 
@@ -164,6 +165,7 @@ def test_uploads_are_removed_after_the_response(make_app):
         (b"", "empty.jpg", 415, "empty.jpg is not an image this page can read"),
         (encoded(photo())[:300], "cut.png", 422, "cut.png: not a readable image (image file is truncated"),
         (encoded(photo(), "PPM"), "photo.ppm", 415, "photo.ppm is a PPM image; this page takes JPEG, PNG, WebP"),
+        (b"ftypheic", "IMG_1.HEIC", 415, "IMG_1.HEIC: HEIC is not read here; save it as JPEG or PNG first"),
     ],
 )
 def test_bad_files_get_a_clear_4xx(client, data, name, status, message):
@@ -420,6 +422,25 @@ def test_another_sites_page_and_another_host_name_are_refused(client):
     assert client.get("/", headers={"Host": "[::1]:8080"}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "named, answered",
+    [("192.168.1.5:8080", True), ("[fe80::1]:8080", True), ("localhost:8080", True), ("photos.lan", True)]
+    + [(f"{socket.gethostname()}.local:8080", True), ("rebind.attacker.example:8080", False)],
+)
+def test_on_the_network_a_sites_own_name_pointed_here_is_refused(make_app, named, answered):
+    """DNS rebinding: another site's name, pointed at this machine, with the Origin of that name."""
+    client = make_app(host="photos.lan").test_client()
+    origin = {"Origin": f"http://{named}"}
+    answer = client.post(
+        "/api/enlarge",
+        data={"scale": "2", "file": (io.BytesIO(encoded(photo())), "a.png")},
+        headers={"Host": named, **origin},
+    )
+    assert (answer.status_code == 200) == answered, answer.json
+    if not answered:
+        assert answer.json["error"] == f"this server answers to its own names and addresses, not {named}"
+
+
 def test_a_result_removed_while_asked_for_is_a_404_and_a_failure_names_no_server_path(make_app, monkeypatch):
     app = make_app()
     client = app.test_client()
@@ -598,3 +619,10 @@ def test_a_closed_terminal_or_kill_stops_the_server_and_removes_its_folder(check
         assert process.wait(timeout=60) == 0, log_path.read_text()[-2000:]
         assert "stopped" in log_path.read_text() and "Traceback" not in log_path.read_text()
         assert not list(temporary.glob("vdsr-web-*"))
+
+
+def test_listening_on_every_address_the_log_gives_addresses_that_open():
+    assert web._page_addresses("127.0.0.1", 8080) == "http://127.0.0.1:8080/"
+    said = web._page_addresses("0.0.0.0", 8080)
+    assert said.startswith("http://127.0.0.1:8080/ here, http://") and said.endswith(":8080/ from other machines")
+    assert "0.0.0.0" not in said

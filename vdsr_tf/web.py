@@ -15,6 +15,7 @@ server's own temporary folder (at most `keep_results` of them, `keep_bytes` toge
 import atexit
 import contextlib
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -302,8 +303,11 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
     """The upload's format, bit depth and sizes, from its header; aborts with 415 or 422 if it cannot be done."""
     try:
         input_format, deep, alpha = probe_picture(path)
-    except ValueError:
-        flask.abort(415, f"{name} is not an image this page can read ({', '.join(FORMAT_NAMES)} are)")
+    except ValueError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        if reason.startswith("not a readable image"):
+            flask.abort(415, f"{name} is not an image this page can read ({', '.join(FORMAT_NAMES)} are)")
+        flask.abort(415, f"{name}: {reason}")  # HEIC, or too large for Pillow
     if input_format not in ACCEPTED_FORMATS:
         flask.abort(415, f"{name} is a {input_format} image; this page takes {', '.join(FORMAT_NAMES)}")
     width, height = upright_size(path)
@@ -498,17 +502,29 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _names_this_server(named: str, host: str) -> bool:
+    """Whether a request's Host is this server: on this machine alone, a local name; on the network, an
+    address, the --host given, or this machine's name (a site's own name pointed here is none of them)."""
+    if host in LOCAL_HOSTS:
+        return named in LOCAL_HOSTS
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(named)
+        return True
+    own = socket.gethostname().lower().split(".")[0]
+    return named.lower() in (*LOCAL_HOSTS, host.lower()) or named.lower().split(".")[0] == own
+
+
 def _refuse_other_sites(app: flask.Flask, host: str) -> None:
     """Any site's page may send a form here (browsers ask no permission for that), and one whose name
-    was pointed at 127.0.0.1 (DNS rebinding) may read the answers: a request must name this server
-    (where it listens on this machine alone), and one that changes something must come from its page."""
+    was pointed at this server (DNS rebinding) may read the answers: a request must name this server,
+    and one that changes something must come from its page."""
 
     @app.before_request
     def from_this_page():
         request = flask.request
         named = request.host[1:].split("]")[0] if request.host.startswith("[") else request.host.split(":")[0]
-        if host in LOCAL_HOSTS and named not in LOCAL_HOSTS:
-            flask.abort(403, f"this server answers to {host}, not {request.host}")
+        if not _names_this_server(named, host):
+            flask.abort(403, f"this server answers to its own names and addresses, not {request.host}")
         origin = request.headers.get("Origin")
         if request.method not in ("GET", "HEAD") and origin and origin != request.host_url.rstrip("/"):
             flask.abort(403, "requests from another site's page are refused")
@@ -582,6 +598,20 @@ def page_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def _page_addresses(host: str, port: int) -> str:
+    """Where to open the page: listening on every address, 0.0.0.0 opens nowhere, so this machine's own
+    and its address on the network (that of the route out, found without sending anything)."""
+    if host not in ("0.0.0.0", "", "::"):
+        return page_url(host, port)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1; a UDP connect sends no packet
+            network = probe.getsockname()[0]
+    except OSError:
+        network = socket.gethostname()
+    return f"{page_url('127.0.0.1', port)} here, {page_url(network, port)} from other machines"
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to host:port (port 0: a free one) and listening, before the model loads, so that a
     wrong address or a taken port is said at once; bound here rather than by Werkzeug, which prints its own
@@ -634,7 +664,7 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
     try:
         with stop_signals_interrupt():
             server = page_server(app, listening, host)
-            logging.info("the page is at %s (Ctrl-C stops the server)", page_url(host, server.port))
+            logging.info("the page is at %s (Ctrl-C stops the server)", _page_addresses(host, server.port))
             if open_browser:
                 open_page(host, server.port)
             if host not in ("127.0.0.1", "localhost", "::1"):
