@@ -31,6 +31,8 @@ def test_evaluation_writes_table_and_json(tiny_data_dir, checkpoint_dir, tmp_pat
     assert [(row["dataset"], row["scale"], row["images"]) for row in rows] == [("Set5", 2, 2), ("Set5", 3, 2)]
     assert set(rows[0]) == {"dataset", "scale", "images", "psnr_bicubic", "ssim_bicubic", "psnr", "ssim", "seconds"}
     assert sorted(os.listdir(tmp_path / "sr" / "Set5")) == ["x_x2.png", "x_x3.png", "y_x2.png", "y_x3.png"]
+    assert f"wrote the super-resolved Y images into {tmp_path / 'sr'}" in result.stderr
+    assert f"wrote {results}" in result.stderr
 
 
 @pytest.mark.parametrize(

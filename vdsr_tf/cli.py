@@ -343,11 +343,14 @@ def run_evaluation() -> None:
     )
     rows = evaluate(model, data_dir=data_dir, datasets=datasets, scales=scales, save_dir=FLAGS.save_images)
     print(format_table(rows))
+    if FLAGS.save_images:
+        logging.info("wrote the super-resolved Y images into %s", FLAGS.save_images)
     if FLAGS.results_json:
         try:
             write_json(FLAGS.results_json, rows)
         except OSError as error:
             raise UsageError(f"--results_json: cannot write {FLAGS.results_json} ({error.strerror})") from None
+        logging.info("wrote %s", FLAGS.results_json)
 
 
 def _load_checkpoint(default_precision: str | None):
