@@ -425,7 +425,8 @@ def test_another_sites_page_and_another_host_name_are_refused(client):
 @pytest.mark.parametrize(
     "named, answered",
     [("192.168.1.5:8080", True), ("[fe80::1]:8080", True), ("localhost:8080", True), ("photos.lan", True)]
-    + [(f"{socket.gethostname()}.local:8080", True), ("rebind.attacker.example:8080", False)],
+    + [(f"{socket.gethostname()}.local:8080", True), ("rebind.attacker.example:8080", False)]
+    + [(f"{socket.gethostname()}.rebind.attacker.example:8080", False)],
 )
 def test_on_the_network_a_sites_own_name_pointed_here_is_refused(make_app, named, answered):
     """DNS rebinding: another site's name, pointed at this machine, with the Origin of that name."""

@@ -37,7 +37,7 @@ from absl import logging
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import make_server
 
-from vdsr_tf.images import probe_picture, read_picture, upright_size, write_picture
+from vdsr_tf.images import ImageReadError, probe_picture, read_picture, upright_size, write_picture
 from vdsr_tf.infer import (
     MAX_SCALE,
     check_scale,
@@ -303,7 +303,7 @@ def _checked_picture(path: str, name: str, scale: float, limits: Limits) -> dict
     """The upload's format, bit depth and sizes, from its header; aborts with 415 or 422 if it cannot be done."""
     try:
         input_format, deep, alpha = probe_picture(path)
-    except ValueError as error:
+    except ImageReadError as error:
         reason = str(error).removeprefix(f"{path}: ")
         if reason.startswith("not a readable image"):
             flask.abort(415, f"{name} is not an image this page can read ({', '.join(FORMAT_NAMES)} are)")
@@ -502,16 +502,23 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+# Suffixes no one can register on the internet, which a home network's names end with.
+_PRIVATE_SUFFIXES = ("", ".local", ".lan", ".home.arpa", ".localdomain", ".internal")
+
+
 def _names_this_server(named: str, host: str) -> bool:
     """Whether a request's Host is this server: on this machine alone, a local name; on the network, an
-    address, the --host given, or this machine's name (a site's own name pointed here is none of them)."""
+    address, the --host given, or this machine's name on a private suffix (a site's own name pointed
+    here is none of them)."""
+    named = named.lower().rstrip(".")
     if host in LOCAL_HOSTS:
         return named in LOCAL_HOSTS
     with contextlib.suppress(ValueError):
         ipaddress.ip_address(named)
         return True
-    own = socket.gethostname().lower().split(".")[0]
-    return named.lower() in (*LOCAL_HOSTS, host.lower()) or named.lower().split(".")[0] == own
+    machine = socket.gethostname().lower().rstrip(".")
+    own = {machine, *(machine.split(".")[0] + suffix for suffix in _PRIVATE_SUFFIXES)}
+    return bool(named) and named in {*LOCAL_HOSTS, host.lower(), *own}
 
 
 def _refuse_other_sites(app: flask.Flask, host: str) -> None:
