@@ -204,6 +204,7 @@ def test_missing_checkpoint_says_where_weights_come_from(tmp_path):
             "--output: cannot make README.md/out: ",
         ),
         (["--export_saved_model=README.md/model"], "--export_saved_model: cannot make README.md/model: "),
+        (["--export_saved_model=vdsr.onnx"], "a .onnx file; give a folder's name, or --export_onnx for ONNX"),
         (["--export_onnx=README.md/vdsr.onnx"], f"--export_onnx: {os.path.join(ROOT, 'README.md')} is a file"),
         (["--input=x.png", "--scales=3"], "--scales is for evaluation; to enlarge by 3, give --scale=3"),
         (["--is_train=True", "--scales=2"], "--scales: training validates at x2, x3 and x4, the columns of its record"),
