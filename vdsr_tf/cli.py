@@ -497,10 +497,11 @@ SAVED_MODEL_ENTRIES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", 
 def _check_export_folder(folder: str) -> None:
     """--overwrite replaces a SavedModel, never a folder holding anything else (the checkpoint folder, say)."""
     require_folder("export_saved_model", folder)
-    if os.path.splitext(folder)[1].lower() in (".onnx", ".h5", ".pb", ".tflite"):
+    extension = os.path.splitext(folder)[1]
+    if extension.lower() in (".onnx", ".h5", ".pb", ".tflite"):
         raise UsageError(
-            f"--export_saved_model writes a folder, not a {os.path.splitext(folder)[1]} file; give a folder's name"
-            + (", or --export_onnx for ONNX" if folder.lower().endswith(".onnx") else "")
+            f"--export_saved_model writes a folder, not a {extension} file; give a folder's name"
+            + (", or --export_onnx for ONNX" if extension.lower() == ".onnx" else "")
         )
     entries = set(os.listdir(folder)) - {".DS_Store"} if os.path.isdir(folder) else set()  # Finder's hidden file
     others = sorted(entries - SAVED_MODEL_ENTRIES)

@@ -500,6 +500,7 @@ def _register_routes(app: flask.Flask, service: Service) -> None:
 
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+EVERY_ADDRESS = ("0.0.0.0", "", "::")  # --host values that listen on all of this machine's addresses
 
 
 # Suffixes no one can register on the internet, which a home network's names end with.
@@ -608,7 +609,7 @@ def page_url(host: str, port: int) -> str:
 def _page_addresses(host: str, port: int) -> str:
     """Where to open the page: listening on every address, 0.0.0.0 opens nowhere, so this machine's own
     and its address on the network (that of the route out, found without sending anything)."""
-    if host not in ("0.0.0.0", "", "::"):
+    if host not in EVERY_ADDRESS:
         return page_url(host, port)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
@@ -656,7 +657,7 @@ def open_page(host: str, port: int, *, environment=os.environ, platform: str = s
     """
     if platform not in ("darwin", "win32") and not (environment.get("DISPLAY") or environment.get("WAYLAND_DISPLAY")):
         return False
-    local = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    local = "127.0.0.1" if host in EVERY_ADDRESS else host
     threading.Thread(target=webbrowser.open, args=(page_url(local, port),), daemon=True).start()
     return True
 
@@ -674,7 +675,7 @@ def serve(app: flask.Flask, listening: socket.socket, *, host: str, open_browser
             logging.info("the page is at %s (Ctrl-C stops the server)", _page_addresses(host, server.port))
             if open_browser:
                 open_page(host, server.port)
-            if host not in ("127.0.0.1", "localhost", "::1"):
+            if host not in LOCAL_HOSTS:
                 logging.warning("listening on %s: anyone who can reach this machine can use the page", host)
             server.serve_forever()  # Werkzeug's returns on KeyboardInterrupt
     finally:
